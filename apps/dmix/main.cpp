@@ -1,0 +1,29 @@
+// dmix: the command-line front end. Each subcommand lives in its own file and registers
+// itself here; errors become one line on stderr and a non-zero exit status.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+
+#include "apps/dmix/commands.h"
+#include "engine/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"dmix: a from-scratch deep-learning engine (C++17/CUDA) for the K-image mixing paper"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "dmix 0.1.0");
+  dmix::app::add_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    return dmix::app::run_selected(app);
+  } catch (const dmix::Error& e) {
+    std::fprintf(stderr, "dmix: error: %s\n", e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dmix: error: %s\n", e.what());
+  }
+  return 1;
+}
