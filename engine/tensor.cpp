@@ -44,7 +44,11 @@ Storage::~Storage() {
   if (device_.is_cpu()) {
     std::free(data_);
   } else {
-    kernels::cuda::release(data_, device_.index);
+    // A destructor must not throw; a failed release (driver gone at exit) only leaks.
+    try {
+      kernels::cuda::release(data_, device_.index);
+    } catch (...) {
+    }
   }
 }
 
@@ -316,7 +320,7 @@ void check_inplace(const char* op, const Tensor& t) {
 }
 }  // namespace
 
-Tensor& Tensor::copy_(const Tensor& src) {
+const Tensor& Tensor::copy_(const Tensor& src) const {
   check_inplace("copy_", *this);
   check(src.shape() == shape(), "copy_", "shapes differ: ", str(), " <- ", src.str());
   Tensor s = src.dtype() == dtype() ? src : src.detach().to(dtype());
@@ -324,7 +328,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   return *this;
 }
 
-Tensor& Tensor::fill_(double value) {
+const Tensor& Tensor::fill_(double value) const {
   check_inplace("fill_", *this);
   if (is_cpu()) {
     fill_host(raw_data(), dtype(), value, numel());
@@ -336,7 +340,7 @@ Tensor& Tensor::fill_(double value) {
   return *this;
 }
 
-Tensor& Tensor::add_(const Tensor& other, double alpha) {
+const Tensor& Tensor::add_(const Tensor& other, double alpha) const {
   check_inplace("add_", *this);
   check(other.shape() == shape() && other.dtype() == dtype() && other.device() == device(), "add_",
         "operands differ: ", str(), " += ", other.str());
@@ -351,7 +355,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   return *this;
 }
 
-Tensor& Tensor::mul_(double factor) {
+const Tensor& Tensor::mul_(double factor) const {
   check_inplace("mul_", *this);
   check(is_cpu(), "mul_", "has no CUDA kernel yet (", str(), ")");
   if (dtype() == DType::f32) {

@@ -98,11 +98,12 @@ class Tensor {
   Tensor detach() const;                      // same storage, cut from the graph
 
   // ---- in-place, for optimizers and running statistics (never recorded) ----
-  Tensor& copy_(const Tensor& src);
-  Tensor& fill_(double value);
-  Tensor& zero_() { return fill_(0.0); }
-  Tensor& add_(const Tensor& other, double alpha = 1.0);  // this += alpha * other (same shape)
-  Tensor& mul_(double factor);
+  // A Tensor is a handle, so these are const: they change the data, not the handle.
+  const Tensor& copy_(const Tensor& src) const;
+  const Tensor& fill_(double value) const;
+  const Tensor& zero_() const { return fill_(0.0); }
+  const Tensor& add_(const Tensor& other, double alpha = 1.0) const;  // this += alpha * other (same shape)
+  const Tensor& mul_(double factor) const;
 
   // ---- autograd ----
   bool requires_grad() const;

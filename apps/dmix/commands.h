@@ -6,6 +6,8 @@
 namespace dmix::app {
 
 void add_bench_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_model_commands(CLI::App& app);  // info, eval, predict
 
 // Runs the callback of the subcommand that was parsed; returns the exit status.
 int run_selected(CLI::App& app);
