@@ -6,6 +6,7 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/host_allocator.h"
 #include "engine/ops/elementwise.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cuda/runtime.h"
@@ -30,10 +31,7 @@ int64_t shape_numel(const Shape& s) {
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   if (device.is_cpu()) {
-    // 64-byte alignment for AVX-512 loads; aligned_alloc wants a multiple of the alignment.
-    const size_t rounded = ((bytes + 63) / 64) * 64;
-    data_ = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-    if (!data_) fail("allocate", "out of host memory allocating ", bytes, " bytes");
+    data_ = host_allocate(bytes);  // 64-byte aligned for AVX-512 loads
   } else {
     data_ = kernels::cuda::allocate(bytes, device.index);
   }
@@ -42,7 +40,7 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
 Storage::~Storage() {
   if (!owned_ || !data_) return;
   if (device_.is_cpu()) {
-    std::free(data_);
+    host_release(data_, bytes_);
   } else {
     // A destructor must not throw; a failed release (driver gone at exit) only leaks.
     try {

@@ -11,6 +11,8 @@
 int main(int argc, char** argv) {
   CLI::App app{"dmix: a from-scratch deep-learning engine (C++17/CUDA) for the K-image mixing paper"};
   app.require_subcommand(1);
+  // A flag given twice takes its last value, so scripts can append overrides.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.set_version_flag("--version", "dmix 0.1.0");
   dmix::app::add_train_command(app);
   dmix::app::add_model_commands(app);

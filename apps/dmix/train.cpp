@@ -50,6 +50,7 @@ struct TrainOptions {
   std::string resume;
   int64_t limit_train = 0, limit_test = 0;
   int threads = 0, workers = 2;
+  int stop_after = 0;  // > 0: stop after this many epochs in this run, as if interrupted
   std::string subset;
   bool no_augment = false;
   bool quiet = false;
@@ -188,7 +189,8 @@ int run_train(const TrainOptions& o) {
                  (long long)test_loader.size(), kernels::cpu::num_threads(), train_opt.pipeline.str().c_str());
 
   const int64_t nb = train_loader.batches_per_epoch();
-  for (int epoch = start_epoch; epoch < o.epochs; ++epoch) {
+  const int end_epoch = o.stop_after > 0 ? std::min(o.epochs, start_epoch + o.stop_after) : o.epochs;
+  for (int epoch = start_epoch; epoch < end_epoch; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     model->train();
     train_loader.start_epoch(epoch);
@@ -292,6 +294,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(CLI::PositiveNumber);
   cmd->add_option("--workers", o->workers, "Data-loader threads")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_flag("--no-augment", o->no_augment, "Train without random crop and flip");
+  cmd->add_option("--stop-after", o->stop_after, "Stop after this many epochs of this run (resume later with --resume)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--quiet", o->quiet, "Only print the final line");
   on_run(cmd, [o] { return run_train(*o); });
 }
