@@ -14,6 +14,8 @@
 #include "apps/dmix/commands.h"
 #include "engine/ops.h"
 #include "kernels/cpu/gemm.h"
+#include "nn/models/registry.h"
+#include "nn/optim.h"
 #include "kernels/cpu/threads.h"
 
 namespace dmix::app {
@@ -85,11 +87,93 @@ std::map<std::string, double> op_workloads(bool handwritten_gemm) {
   return out;
 }
 
+struct ModelBenchOptions {
+  std::string model;
+  int64_t batch = 64, classes = 0, channels = 3, size = 0;
+  bool train = false, infer = false, hvp = false, fmnist = false, json = false;
+  int threads = 0;
+};
+
+// The models workloads of torch_reference.py: a full SGD step (Nesterov, weight decay)
+// on soft targets, an inference pass, and a Hessian-vector product, each timed as the
+// median of 3 after one warm-up.
+std::map<std::string, double> model_workloads(const ModelBenchOptions& o) {
+  const bool imagenet = o.model.rfind("resnet", 0) == 0 || o.model.find("_imagenet") != std::string::npos;
+  const int64_t channels = o.fmnist ? 1 : o.channels;
+  const int64_t size = o.size > 0 ? o.size : (o.fmnist ? 28 : (imagenet ? 224 : 32));
+  const int64_t classes = o.classes > 0 ? o.classes : (o.fmnist ? 10 : (imagenet ? 1000 : 100));
+  const std::string key = o.model + (o.fmnist ? "_fmnist" : "");
+  const std::string b = std::to_string(o.batch);
+  default_generator().set_state(0, 0);
+  auto model = nn::make_model(o.model, classes, channels);
+  Generator gen(5);
+  Tensor x = gen.normal({o.batch, channels, size, size});
+  Tensor y = softmax(gen.normal({o.batch, classes}), 1);
+  std::map<std::string, double> out;
+  out[key + "_params"] = double(model->num_parameters());
+  const bool all = !o.train && !o.infer && !o.hvp;
+  if (o.train || all) {
+    nn::SgdOptions so;
+    so.lr = 0.1;
+    so.momentum = 0.9;
+    so.nesterov = true;
+    so.weight_decay = 1e-4;
+    nn::SGD sgd(model->named_parameters(), so);
+    model->train();
+    out[key + "_train_b" + b + "_ips"] = double(o.batch) / median_seconds([&] {
+      sgd.zero_grad();
+      soft_cross_entropy((*model)(x), y).backward();
+      sgd.step();
+    }, 1, 3);
+  }
+  if (o.infer || all) {
+    model->eval();
+    out[key + "_infer_b" + b + "_ips"] = double(o.batch) / median_seconds([&] {
+      autograd::NoGradGuard g;
+      (*model)(x);
+    }, 1, 3);
+  }
+  if (o.hvp) {
+    model->eval();
+    TensorList params = model->parameters(), v;
+    for (const Tensor& p : params) v.push_back(gen.normal(p.shape()));
+    out[key + "_hvp_b" + b + "_ms"] = 1e3 * median_seconds([&] {
+      autograd::hvp([&] { return soft_cross_entropy((*model)(x), y); }, params, v);
+    }, 1, 3);
+  }
+  return out;
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Measure speed on this machine (compare with ../shared/bench/torch_reference.py)");
-  bench->require_subcommand(1);
+  bench->require_subcommand(0, 1);
+  auto mo = std::make_shared<ModelBenchOptions>();
+  bench->add_option("--model", mo->model, "Model to time (training step, inference, HVP); without it use `bench ops`");
+  bench->add_option("--batch", mo->batch, "Batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  bench->add_flag("--train", mo->train, "Time a training step (images/s)");
+  bench->add_flag("--infer", mo->infer, "Time inference (images/s)");
+  bench->add_flag("--hvp", mo->hvp, "Time a Hessian-vector product (ms)");
+  bench->add_flag("--fmnist", mo->fmnist, "Fashion-MNIST shapes: 1x28x28, 10 classes (keys get _fmnist)");
+  bench->add_option("--num-classes", mo->classes, "Classes (default 1000 for ImageNet models, 100 otherwise)");
+  bench->add_option("--in-channels", mo->channels, "Input channels")->capture_default_str();
+  bench->add_option("--input-size", mo->size, "Input height = width (default 224 ImageNet models, 32 otherwise)");
+  bench->add_option("--threads", mo->threads, "CPU threads (default: all cores)")->check(CLI::PositiveNumber);
+  bench->add_flag("--json", mo->json, "Print one JSON object with the PyTorch script's `models` keys");
+  on_run(bench, [mo] {
+    check(!mo->model.empty(), "bench", "give --model NAME, or use `dmix bench ops`");
+    if (mo->threads > 0) kernels::cpu::set_num_threads(mo->threads);
+    const auto figures = model_workloads(*mo);
+    if (mo->json) {
+      std::printf("%s\n", nlohmann::json(figures).dump(1).c_str());
+    } else {
+      std::printf("dmix bench: %s, batch %lld, %d threads\n", mo->model.c_str(), (long long)mo->batch,
+                  kernels::cpu::num_threads());
+      for (const auto& [key, value] : figures) std::printf("  %-44s %12.2f\n", key.c_str(), value);
+    }
+    return 0;
+  });
   auto* ops = bench->add_subcommand("ops", "GEMM, convolution and batch-norm workloads (ms or GFLOP/s)");
   struct Options {
     bool json = false;

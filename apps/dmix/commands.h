@@ -8,8 +8,10 @@ namespace dmix::app {
 void add_bench_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_model_commands(CLI::App& app);  // info, eval, predict
+void add_augment_command(CLI::App& app);
 
-// Runs the callback of the subcommand that was parsed; returns the exit status.
+// Runs the callback of the subcommand that was parsed; returns its exit status, or -1
+// when no parsed subcommand has a callback.
 int run_selected(CLI::App& app);
 // Registers `run` as what happens when `cmd` is selected.
 void on_run(CLI::App* cmd, std::function<int()> run);

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "dmix 0.1.0");
   dmix::app::add_train_command(app);
   dmix::app::add_model_commands(app);
+  dmix::app::add_augment_command(app);
   dmix::app::add_bench_command(app);
   try {
     app.parse(argc, argv);
@@ -23,7 +24,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    return dmix::app::run_selected(app);
+    const int status = dmix::app::run_selected(app);
+    return status == -1 ? 2 : status;
   } catch (const dmix::Error& e) {
     std::fprintf(stderr, "dmix: error: %s\n", e.what());
   } catch (const std::exception& e) {

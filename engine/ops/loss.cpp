@@ -2,29 +2,37 @@
 // Hessians) come from those ops' backward formulas.
 #include "engine/ops/loss.h"
 
+#include <vector>
+
 #include "engine/ops/common.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/reduce_max.h"
+#include "kernels/cuda/reduce_max.h"
 
 namespace dmix {
 
 Tensor one_hot(const Tensor& labels, int64_t classes, DType dtype) {
   detail::check_defined("one_hot", labels, "labels");
-  detail::require_cpu("one_hot", {labels});
   check(labels.dtype() == DType::i64, "one_hot", "labels must be i64, got ", labels.str());
   check(classes > 0, "one_hot", "classes must be positive, got ", classes);
   const int64_t n = labels.numel();
-  const int64_t* idx = labels.data<int64_t>();
+  // Labels on a GPU are range-checked on the host (one small copy): a bad label is an
+  // error naming it, never a silent all-zero row.
+  const std::vector<int64_t> host = labels.is_cuda() ? labels.to_vector<int64_t>() : std::vector<int64_t>();
+  const int64_t* idx = labels.is_cuda() ? host.data() : labels.data<int64_t>();
   for (int64_t i = 0; i < n; ++i)
     check(idx[i] >= 0 && idx[i] < classes, "one_hot", "label ", idx[i], " at position ", i, " of ", labels.str(),
           " is out of range [0, ", classes, ")");
   Shape shape = labels.shape();
   shape.push_back(classes);
-  Tensor out = Tensor::empty(shape, dtype);
+  Tensor out = Tensor::empty(shape, dtype, labels.device());
   detail::dispatch_float("one_hot", dtype, [&](auto tag) {
     using T = decltype(tag);
-    kernels::cpu::one_hot_along<T>(idx, n, classes, 1, out.data<T>());
+    if (labels.is_cuda())
+      kernels::cuda::one_hot_along(labels.data<int64_t>(), n, classes, 1, out.data<T>(), labels.device().index);
+    else
+      kernels::cpu::one_hot_along<T>(idx, n, classes, 1, out.data<T>());
   });
   return out;
 }

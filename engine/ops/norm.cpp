@@ -3,6 +3,8 @@
 // its own op ("batch_norm_backward"), whose backward re-expresses the same formula with
 // engine ops and differentiates it, so second and higher derivatives are exact.
 // Eval: a per-channel affine map with the running statistics; its backward is engine ops.
+// Every kernel runs on the input's device (CPU or CUDA; the CUDA kernels are the CPU
+// ones' twins, running statistics included).
 #include "engine/ops/norm.h"
 
 #include <cmath>
@@ -12,6 +14,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/batchnorm.h"
+#include "kernels/cuda/batchnorm.h"
 
 namespace dmix {
 
@@ -47,6 +50,8 @@ Shape channel_shape(const Tensor& x) {
 }
 
 template <class T> const T* data_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
+// For buffers updated in place (running statistics).
+template <class T> T* mutable_data_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
 
 void check_channel_vector(const Tensor& x, const Tensor& v, const char* what) {
   if (!v.defined()) return;
@@ -143,16 +148,21 @@ TensorList batch_norm_backward_composite(const Tensor& g, const Tensor& x, const
 // batch statistics the forward saved (functions of x, so not inputs of their own).
 TensorList batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                const Tensor& invstd, double eps) {
-  detail::require_cpu("batch_norm_backward", {g, x, weight});
+  detail::check_same_dtype_device("batch_norm_backward", g, x);
   const Layout l = layout_of(x);
   Tensor gx = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor gweight = Tensor::empty({l.C}, x.dtype(), x.device());
   Tensor gbias = Tensor::empty({l.C}, x.dtype(), x.device());
   detail::dispatch_float("batch_norm_backward", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    kernels::cpu::batch_norm_backward_train<T>(g.data<T>(), x.data<T>(), l.N, l.C, l.S, mean.data<T>(),
+    if (x.is_cuda())
+      kernels::cuda::batch_norm_backward_train(g.data<T>(), x.data<T>(), l.N, l.C, l.S, mean.data<T>(),
                                                invstd.data<T>(), data_or_null<T>(weight), gx.data<T>(),
-                                               gweight.data<T>(), gbias.data<T>());
+                                               gweight.data<T>(), gbias.data<T>(), x.device().index);
+    else
+      kernels::cpu::batch_norm_backward_train<T>(g.data<T>(), x.data<T>(), l.N, l.C, l.S, mean.data<T>(),
+                                                 invstd.data<T>(), data_or_null<T>(weight), gx.data<T>(),
+                                                 gweight.data<T>(), gbias.data<T>());
   });
   autograd::record("batch_norm_backward", {g, x, weight}, {gx, gweight, gbias},
                    [g, x, weight, eps](const BackwardContext& c) {
@@ -176,13 +186,26 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bia
   Tensor var = Tensor::empty({l.C}, x.dtype(), x.device());
   detail::dispatch_float("batch_norm", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    kernels::cpu::batch_norm_forward_train<T>(x.data<T>(), l.N, l.C, l.S, data_or_null<T>(weight),
+    if (x.is_cuda())
+      kernels::cuda::batch_norm_forward_train(x.data<T>(), l.N, l.C, l.S, data_or_null<T>(weight),
                                               data_or_null<T>(bias), eps, y.data<T>(), mean.data<T>(),
-                                              invstd.data<T>(), var.data<T>());
+                                              invstd.data<T>(), var.data<T>(), x.device().index);
+    else
+      kernels::cpu::batch_norm_forward_train<T>(x.data<T>(), l.N, l.C, l.S, data_or_null<T>(weight),
+                                                data_or_null<T>(bias), eps, y.data<T>(), mean.data<T>(),
+                                                invstd.data<T>(), var.data<T>());
   });
-  {
-    // Buffers, not part of any graph: running = (1-momentum)*running + momentum*batch,
-    // with the unbiased batch variance, as PyTorch does.
+  // Buffers, not part of any graph: running = (1-momentum)*running + momentum*batch,
+  // with the unbiased batch variance, as PyTorch does. On a GPU one kernel makes the same
+  // update in the same order and precision as mul_ and add_ here.
+  if (x.is_cuda()) {
+    detail::dispatch_float("batch_norm", x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      kernels::cuda::batch_norm_update_running(mutable_data_or_null<T>(running_mean),
+                                               mutable_data_or_null<T>(running_var), mean.data<T>(), var.data<T>(),
+                                               l.C, momentum, count, x.device().index);
+    });
+  } else {
     autograd::NoGradGuard no_grad;
     if (running_mean.defined()) running_mean.mul_(1.0 - momentum).add_(mean, momentum);
     if (running_var.defined())
@@ -209,6 +232,13 @@ Tensor batch_norm_eval(const Tensor& x, const Tensor& weight, const Tensor& bias
     using T = decltype(tag);
     const T* rv = running_var.data<T>();
     T* is = invstd.data<T>();
+    if (x.is_cuda()) {
+      const int device = x.device().index;
+      kernels::cuda::batch_norm_invstd(rv, l.C, eps, is, device);
+      kernels::cuda::batch_norm_apply(x.data<T>(), l.N, l.C, l.S, mean.data<T>(), is, data_or_null<T>(weight),
+                                      data_or_null<T>(bias), y.data<T>(), device);
+      return;
+    }
     for (int64_t c = 0; c < l.C; ++c) is[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(rv[c]) + eps));
     kernels::cpu::batch_norm_apply<T>(x.data<T>(), l.N, l.C, l.S, mean.data<T>(), is, data_or_null<T>(weight),
                                       data_or_null<T>(bias), y.data<T>());
@@ -236,7 +266,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   detail::check_float("batch_norm", x);
   check(x.dim() >= 2, "batch_norm", "expects input (N, C) or (N, C, H, W), got ", x.str());
   check(x.numel() > 0, "batch_norm", "empty input ", x.str());
-  detail::require_cpu("batch_norm", {x, weight, bias, running_mean, running_var});
   check_channel_vector(x, weight, "weight");
   check_channel_vector(x, bias, "bias");
   check_channel_vector(x, running_mean, "running_mean");

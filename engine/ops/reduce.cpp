@@ -1,6 +1,6 @@
 // var, max / argmax along a dim, softmax and log_softmax (sum, mean, expand and sum_to
-// live in reduce_sum.cpp). Forward passes run fused kernels; backward formulas are
-// engine ops, so every gradient here is differentiable again.
+// live in reduce_sum.cpp). Forward passes run fused kernels on the input's device (CPU or
+// CUDA); backward formulas are engine ops, so every gradient here is differentiable again.
 #include <vector>
 
 #include "engine/ops/common.h"
@@ -8,6 +8,8 @@
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/reduce_max.h"
 #include "kernels/cpu/softmax.h"
+#include "kernels/cuda/reduce_max.h"
+#include "kernels/cuda/softmax.h"
 
 namespace dmix {
 
@@ -30,11 +32,11 @@ Split split_at(const Shape& s, int64_t d) {
   return sp;
 }
 
-// Checks shared by the ops along one dim; returns the wrapped dim.
+// Checks shared by the ops along one dim; returns the wrapped dim. The input may live
+// on any device; the kernels run where it is.
 int64_t along_dim_checks(const char* op, const Tensor& a, int64_t dim) {
   detail::check_defined(op, a, "input");
   detail::check_float(op, a);
-  detail::require_cpu(op, {a});
   check(a.dim() >= 1, op, "expects a tensor with at least one dim, got ", a.str());
   return detail::wrap_dim(op, dim, a.dim());
 }
@@ -55,10 +57,14 @@ Shape dropped_shape(const Shape& s, int64_t d) {
 // the graph that routes max's gradient to the arg max.
 Tensor index_mask(const Tensor& indices, const Shape& shape, int64_t d, DType dtype) {
   const Split sp = split_at(shape, d);
-  Tensor mask = Tensor::empty(shape, dtype);
+  Tensor mask = Tensor::empty(shape, dtype, indices.device());
   detail::dispatch_float("max", dtype, [&](auto tag) {
     using T = decltype(tag);
-    kernels::cpu::one_hot_along<T>(indices.data<int64_t>(), sp.outer, sp.n, sp.inner, mask.data<T>());
+    if (indices.is_cuda())
+      kernels::cuda::one_hot_along(indices.data<int64_t>(), sp.outer, sp.n, sp.inner, mask.data<T>(),
+                                   indices.device().index);
+    else
+      kernels::cpu::one_hot_along<T>(indices.data<int64_t>(), sp.outer, sp.n, sp.inner, mask.data<T>());
   });
   return mask;
 }
@@ -69,8 +75,11 @@ void max_kernel(const char* op, const Tensor& a, int64_t d, Tensor* values, cons
   check(sp.n > 0, op, "reduction over an empty dim ", d, " of ", a.str());
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    kernels::cpu::max_along<T>(a.data<T>(), sp.outer, sp.n, sp.inner, values ? values->data<T>() : nullptr,
-                               indices.data<int64_t>());
+    T* v = values ? values->data<T>() : nullptr;
+    if (a.is_cuda())
+      kernels::cuda::max_along(a.data<T>(), sp.outer, sp.n, sp.inner, v, indices.data<int64_t>(), a.device().index);
+    else
+      kernels::cpu::max_along<T>(a.data<T>(), sp.outer, sp.n, sp.inner, v, indices.data<int64_t>());
   });
 }
 
@@ -126,7 +135,10 @@ Tensor softmax(const Tensor& a, int64_t dim) {
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float("softmax", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    kernels::cpu::softmax<T>(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>());
+    if (a.is_cuda())
+      kernels::cuda::softmax(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>(), a.device().index);
+    else
+      kernels::cpu::softmax<T>(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>());
   });
   autograd::record(
       "softmax", {a}, {out},
@@ -146,7 +158,10 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float("log_softmax", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    kernels::cpu::log_softmax<T>(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>());
+    if (a.is_cuda())
+      kernels::cuda::log_softmax(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>(), a.device().index);
+    else
+      kernels::cpu::log_softmax<T>(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>());
   });
   autograd::record(
       "log_softmax", {a}, {out},
