@@ -1,22 +1,25 @@
-// Generator: argument checks, one fresh Philox stream per call, and the CPU kernels of
-// kernels/cpu/random.h. The counter layout and how each distribution uses its words
-// are documented there.
+// Generator: argument checks, one fresh Philox stream per call, and dispatch by device
+// to the kernels of kernels/cpu/random.h or their CUDA twins in kernels/cuda/random.h,
+// which draw the same numbers from the same counters (kernels/cuda/random.h says how
+// exactly, per distribution). The counter layout and how each distribution uses its
+// words are documented in kernels/cpu/random.h. A call takes exactly one stream on any
+// device, so a run that moves to a GPU keeps drawing the same sequence.
+// randperm is the exception: Fisher-Yates is sequential, so a device permutation is
+// drawn on the host and copied over (n 8-byte integers; permutations are batch- or
+// dataset-sized, small next to the work that uses them).
 #include "engine/rng.h"
 
 #include <cmath>
 
 #include "engine/error.h"
 #include "kernels/cpu/random.h"
+#include "kernels/cuda/random.h"
 
 namespace dmix {
 namespace {
 
 namespace k = kernels::cpu;
-
-void require_cpu_device(const char* op, Device device) {
-  check(device.is_cpu(), op, "random generation on ", device.str(),
-        " is not implemented yet; draw on cpu and move the tensor with .to(device)");
-}
+namespace cu = kernels::cuda;
 
 void require_float_dtype(const char* op, DType dtype) {
   check(dtype == DType::f32 || dtype == DType::f64, op, "expects dtype f32 or f64, got ", dtype_name(dtype));
@@ -41,13 +44,15 @@ Tensor Generator::uniform(const Shape& shape, double lo, double hi, DType dtype,
   const char* op = "Generator::uniform";
   require_valid_shape(op, shape);
   require_float_dtype(op, dtype);
-  require_cpu_device(op, device);
   check(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, op, "needs finite lo <= hi, got [", lo, ", ", hi, ")");
   Tensor out = Tensor::empty(shape, dtype, device);
   const uint64_t stream = next_stream();
   dispatch_float_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    k::uniform<T>(seed_, stream, lo, hi, out.data<T>(), out.numel());
+    if (device.is_cuda())
+      cu::uniform<T>(seed_, stream, lo, hi, out.data<T>(), out.numel(), device.index);
+    else
+      k::uniform<T>(seed_, stream, lo, hi, out.data<T>(), out.numel());
   });
   return out;
 }
@@ -56,31 +61,45 @@ Tensor Generator::normal(const Shape& shape, double mean, double std, DType dtyp
   const char* op = "Generator::normal";
   require_valid_shape(op, shape);
   require_float_dtype(op, dtype);
-  require_cpu_device(op, device);
   check(std::isfinite(mean) && std::isfinite(std) && std >= 0.0, op, "needs finite mean and std >= 0, got mean ",
         mean, ", std ", std);
   Tensor out = Tensor::empty(shape, dtype, device);
   const uint64_t stream = next_stream();
   dispatch_float_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    k::normal<T>(seed_, stream, mean, std, out.data<T>(), out.numel());
+    if (device.is_cuda())
+      cu::normal<T>(seed_, stream, mean, std, out.data<T>(), out.numel(), device.index);
+    else
+      k::normal<T>(seed_, stream, mean, std, out.data<T>(), out.numel());
   });
   return out;
 }
 
+namespace {
+
+template <class T>
+void bernoulli_on(Device device, uint64_t seed, uint64_t stream, double p, const Tensor& out) {
+  if (device.is_cuda())
+    cu::bernoulli<T>(seed, stream, p, out.data<T>(), out.numel(), device.index);
+  else
+    k::bernoulli<T>(seed, stream, p, out.data<T>(), out.numel());
+}
+
+}  // namespace
+
 Tensor Generator::bernoulli(const Shape& shape, double p, DType dtype, Device device) {
   const char* op = "Generator::bernoulli";
   require_valid_shape(op, shape);
-  require_cpu_device(op, device);
   check(p >= 0.0 && p <= 1.0, op, "p must be in [0, 1], got ", p);
+  check(dtype == DType::f32 || dtype == DType::f64 || dtype == DType::i64 || dtype == DType::u8, op,
+        "expects dtype f32, f64, i64 or u8, got ", dtype_name(dtype));
   Tensor out = Tensor::empty(shape, dtype, device);
-  const int64_t n = out.numel();
+  const uint64_t stream = next_stream();
   switch (dtype) {
-    case DType::f32: k::bernoulli<float>(seed_, next_stream(), p, out.data<float>(), n); break;
-    case DType::f64: k::bernoulli<double>(seed_, next_stream(), p, out.data<double>(), n); break;
-    case DType::i64: k::bernoulli<int64_t>(seed_, next_stream(), p, out.data<int64_t>(), n); break;
-    case DType::u8: k::bernoulli<uint8_t>(seed_, next_stream(), p, out.data<uint8_t>(), n); break;
-    default: fail(op, "expects dtype f32, f64, i64 or u8, got ", dtype_name(dtype));
+    case DType::f32: bernoulli_on<float>(device, seed_, stream, p, out); break;
+    case DType::f64: bernoulli_on<double>(device, seed_, stream, p, out); break;
+    case DType::i64: bernoulli_on<int64_t>(device, seed_, stream, p, out); break;
+    default: bernoulli_on<uint8_t>(device, seed_, stream, p, out); break;
   }
   return out;
 }
@@ -88,19 +107,24 @@ Tensor Generator::bernoulli(const Shape& shape, double p, DType dtype, Device de
 Tensor Generator::randperm(int64_t n, Device device) {
   const char* op = "Generator::randperm";
   check(n >= 0, op, "n must be >= 0, got ", n);
-  require_cpu_device(op, device);
-  Tensor out = Tensor::empty({n}, DType::i64, device);
+  // Fail before taking a stream, as the other draws do when the device is missing.
+  check(device.is_cpu() || device.index < cuda_device_count(), op, "asked for ", device.str(), " but ",
+        cuda_device_count() == 0 ? "no GPU is available to this build" : "no such GPU is present");
+  Tensor out = Tensor::empty({n}, DType::i64);
   k::randperm(seed_, next_stream(), out.data<int64_t>(), n);
-  return out;
+  return out.to(device);
 }
 
 Tensor Generator::randint(const Shape& shape, int64_t lo, int64_t hi, Device device) {
   const char* op = "Generator::randint";
   require_valid_shape(op, shape);
-  require_cpu_device(op, device);
   check(lo < hi, op, "needs lo < hi, got [", lo, ", ", hi, ")");
   Tensor out = Tensor::empty(shape, DType::i64, device);
-  k::randint(seed_, next_stream(), lo, hi, out.data<int64_t>(), out.numel());
+  const uint64_t stream = next_stream();
+  if (device.is_cuda())
+    cu::randint(seed_, stream, lo, hi, out.data<int64_t>(), out.numel(), device.index);
+  else
+    k::randint(seed_, stream, lo, hi, out.data<int64_t>(), out.numel());
   return out;
 }
 
@@ -108,13 +132,15 @@ Tensor Generator::gamma(const Shape& shape, double alpha, DType dtype, Device de
   const char* op = "Generator::gamma";
   require_valid_shape(op, shape);
   require_float_dtype(op, dtype);
-  require_cpu_device(op, device);
   check(std::isfinite(alpha) && alpha > 0.0, op, "alpha must be finite and > 0, got ", alpha);
   Tensor out = Tensor::empty(shape, dtype, device);
   const uint64_t stream = next_stream();
   dispatch_float_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    k::gamma<T>(seed_, stream, alpha, out.data<T>(), out.numel());
+    if (device.is_cuda())
+      cu::gamma<T>(seed_, stream, alpha, out.data<T>(), out.numel(), device.index);
+    else
+      k::gamma<T>(seed_, stream, alpha, out.data<T>(), out.numel());
   });
   return out;
 }
@@ -123,14 +149,16 @@ Tensor Generator::beta(const Shape& shape, double a, double b, DType dtype, Devi
   const char* op = "Generator::beta";
   require_valid_shape(op, shape);
   require_float_dtype(op, dtype);
-  require_cpu_device(op, device);
   check(std::isfinite(a) && std::isfinite(b) && a > 0.0 && b > 0.0, op, "a and b must be finite and > 0, got a ", a,
         ", b ", b);
   Tensor out = Tensor::empty(shape, dtype, device);
   const uint64_t stream = next_stream();
   dispatch_float_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    k::beta<T>(seed_, stream, a, b, out.data<T>(), out.numel());
+    if (device.is_cuda())
+      cu::beta<T>(seed_, stream, a, b, out.data<T>(), out.numel(), device.index);
+    else
+      k::beta<T>(seed_, stream, a, b, out.data<T>(), out.numel());
   });
   return out;
 }
@@ -141,13 +169,15 @@ Tensor Generator::dirichlet(int64_t n, const std::vector<double>& alpha, DType d
   check(!alpha.empty(), op, "needs at least one concentration");
   for (double a : alpha) check(std::isfinite(a) && a > 0.0, op, "every alpha must be finite and > 0, got ", a);
   require_float_dtype(op, dtype);
-  require_cpu_device(op, device);
   const int64_t k_count = static_cast<int64_t>(alpha.size());
   Tensor out = Tensor::empty({n, k_count}, dtype, device);
   const uint64_t stream = next_stream();
   dispatch_float_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    k::dirichlet<T>(seed_, stream, alpha.data(), k_count, out.data<T>(), n);
+    if (device.is_cuda())
+      cu::dirichlet<T>(seed_, stream, alpha.data(), k_count, out.data<T>(), n, device.index);
+    else
+      k::dirichlet<T>(seed_, stream, alpha.data(), k_count, out.data<T>(), n);
   });
   return out;
 }

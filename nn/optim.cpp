@@ -1,3 +1,6 @@
+// Optimizers: state bookkeeping here, the per-element updates in the fused kernels of
+// kernels/cpu/optimizer_step.h, or kernels/cuda/optimizer_step.h for parameters on a
+// GPU (state buffers live on the parameter's device).
 #include "nn/optim.h"
 
 #include <cmath>
@@ -5,16 +8,23 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "kernels/cpu/optimizer_step.h"
+#include "kernels/cuda/optimizer_step.h"
 
 namespace dmix::nn {
 
 namespace k = kernels::cpu;
+namespace cu = kernels::cuda;
 
 namespace {
 
 void check_param(const char* op, const std::string& name, const Tensor& p) {
   check(p.dtype() == DType::f32, op, "parameter ", name, " is ", p.str(), "; optimizers update f32 parameters");
-  check(p.is_cpu(), op, "has no CUDA kernel yet (parameter ", name, " on ", p.device(), ")");
+}
+
+// The gradient a step reads: same shape, dtype and device as its parameter.
+void check_grad(const char* op, const std::string& name, const Tensor& p, const Tensor& g) {
+  check(g.shape() == p.shape() && g.dtype() == p.dtype() && g.device() == p.device(), op, "gradient ", g.str(),
+        " of parameter ", name, " does not match the parameter ", p.str());
 }
 
 Tensor find(const StateDict& s, const std::string& key, const Tensor& like, const char* op) {
@@ -47,9 +57,14 @@ void SGD::step() {
     const Tensor& p = params_[i].second;
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    k::sgd_step(p.data<float>(), g.data<float>(), momentum_[i].defined() ? momentum_[i].data<float>() : nullptr,
-                p.numel(), float(lr), float(options.momentum), float(options.weight_decay), options.nesterov,
-                steps_ == 0);
+    check_grad("SGD", params_[i].first, p, g);
+    float* buf = momentum_[i].defined() ? momentum_[i].data<float>() : nullptr;
+    if (p.is_cuda())
+      cu::sgd_step(p.data<float>(), g.data<float>(), buf, p.numel(), float(lr), float(options.momentum),
+                   float(options.weight_decay), options.nesterov, steps_ == 0, p.device().index);
+    else
+      k::sgd_step(p.data<float>(), g.data<float>(), buf, p.numel(), float(lr), float(options.momentum),
+                  float(options.weight_decay), options.nesterov, steps_ == 0);
   }
   ++steps_;
 }
@@ -88,8 +103,15 @@ void Adam::step() {
     const Tensor& p = params_[i].second;
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    k::adam_step(p.data<float>(), g.data<float>(), m_[i].data<float>(), v_[i].data<float>(), p.numel(), float(lr),
-                 float(options.beta1), float(options.beta2), float(options.eps), float(options.weight_decay), steps_);
+    check_grad("Adam", params_[i].first, p, g);
+    if (p.is_cuda())
+      cu::adam_step(p.data<float>(), g.data<float>(), m_[i].data<float>(), v_[i].data<float>(), p.numel(), float(lr),
+                    float(options.beta1), float(options.beta2), float(options.eps), float(options.weight_decay),
+                    steps_, p.device().index);
+    else
+      k::adam_step(p.data<float>(), g.data<float>(), m_[i].data<float>(), v_[i].data<float>(), p.numel(), float(lr),
+                   float(options.beta1), float(options.beta2), float(options.eps), float(options.weight_decay),
+                   steps_);
   }
 }
 
@@ -116,8 +138,13 @@ void Adam::load_state_dict(const StateDict& s) {
 double clip_grad_norm(const TensorList& params, double max_norm) {
   check(max_norm > 0, "clip_grad_norm", "max_norm must be positive, got ", max_norm);
   double total = 0;
-  for (const Tensor& p : params)
-    if (p.grad().defined()) total += k::sum_of_squares(p.grad().data<float>(), p.numel());
+  for (const Tensor& p : params) {
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    check(g.dtype() == DType::f32, "clip_grad_norm", "expects f32 gradients, got ", g.str());
+    total += g.is_cuda() ? cu::sum_of_squares(g.data<float>(), g.numel(), g.device().index)
+                         : k::sum_of_squares(g.data<float>(), g.numel());
+  }
   const double norm = std::sqrt(total);
   check(std::isfinite(norm), "clip_grad_norm", "gradient norm is not finite (", norm, ")");
   if (norm > max_norm) {

@@ -1,5 +1,13 @@
-// Matrix products: matmul, linear and transpose. Forward through kernels/cpu/gemm
-// (whichever backend is selected); backward as engine ops, so it differentiates again.
+// Matrix products: matmul, linear and transpose. Forward through the GEMM kernels;
+// backward as engine ops, so it differentiates again.
+//
+// Which GEMM runs:
+//   cpu:       kernels::cpu::gemm (OpenBLAS or handwritten; DMIX_GEMM=openblas|handwritten)
+//   cuda, f32: kernels::cuda::gemm_cublas (fp32; TF32 only if kernels::cuda::set_allow_tf32),
+//              or the handwritten gemm_tiled when the environment has DMIX_CUDA_GEMM=tiled
+//              (DMIX_CUDA_GEMM=cublas, or unset, is the default; anything else is an error).
+//              Read once, at the first CUDA product.
+//   cuda, f64: kernels::cuda::gemm_tiled for doubles (kernels/cuda/gemm_f64.h).
 //
 // All products go through one internal op, product(a, b, ta, tb) = op(a) * op(b),
 // where op transposes when its flag is set. Its gradients are products of the same
@@ -10,15 +18,24 @@
 #include "engine/ops/linalg.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "engine/ops/common.h"
 #include "engine/ops/reduce.h"
+#include "kernels/cpu/gather.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/transpose.h"
+#include "kernels/cuda/gather.h"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/gemm_f64.h"
+#include "kernels/cuda/transpose.h"
 
 namespace dmix {
 
 using autograd::BackwardContext;
 namespace k = kernels::cpu;
+namespace cu = kernels::cuda;
 
 namespace {
 
@@ -39,19 +56,47 @@ void check_operands(const char* op, const Tensor& a, const Tensor& b) {
         shape_str(b.shape()));
 }
 
+enum class CudaGemm { cuBLAS, Tiled };
+
+CudaGemm parse_cuda_gemm() {
+  const char* env = std::getenv("DMIX_CUDA_GEMM");
+  const std::string choice = env ? env : "";
+  if (choice.empty() || choice == "cublas") return CudaGemm::cuBLAS;
+  if (choice == "tiled") return CudaGemm::Tiled;
+  fail("matmul", "environment variable DMIX_CUDA_GEMM must be 'cublas' or 'tiled', got '", choice, "'");
+}
+
+CudaGemm cuda_gemm() {
+  static const CudaGemm choice = parse_cuda_gemm();
+  return choice;
+}
+
 // op(a) * op(b) into out (shape M x N), out = product + (accumulate ? out : 0).
 void run_gemm(const Tensor& a, const Tensor& b, bool ta, bool tb, const ProductDims& d, Tensor& out, bool accumulate) {
+  // BLAS wants leading dimensions >= 1 even for matrices without columns.
+  const int64_t lda = std::max<int64_t>(1, a.size(1)), ldb = std::max<int64_t>(1, b.size(1));
+  const int64_t ldc = std::max<int64_t>(1, d.N);
   detail::dispatch_float("matmul", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::gemm(ta, tb, d.M, d.N, d.K, T(1), a.data<T>(), a.size(1), b.data<T>(), b.size(1), T(accumulate ? 1 : 0),
-            out.data<T>(), d.N);
+    const T beta = T(accumulate ? 1 : 0);
+    const T* A = a.data<T>();
+    const T* B = b.data<T>();
+    T* C = out.data<T>();
+    if (!a.is_cuda()) {
+      k::gemm(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc);
+    } else if constexpr (sizeof(T) == 8) {
+      cu::gemm_tiled(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc, a.device().index);
+    } else if (cuda_gemm() == CudaGemm::Tiled) {
+      cu::gemm_tiled(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc, a.device().index);
+    } else {
+      cu::gemm_cublas(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc, a.device().index);
+    }
   });
 }
 
 // The recorded product op behind matmul and every matmul/linear gradient.
 Tensor product(const char* op, const Tensor& a, const Tensor& b, bool ta, bool tb) {
   check_operands(op, a, b);
-  detail::require_cpu(op, {a, b});
   const ProductDims d{op_rows(a, ta), op_cols(b, tb), op_cols(a, ta)};
   check(op_rows(b, tb) == d.K, op, "inner sizes differ: ", shape_str(a.shape()), (ta ? "^T" : ""), " x ",
         shape_str(b.shape()), (tb ? "^T" : ""));
@@ -68,33 +113,19 @@ Tensor product(const char* op, const Tensor& a, const Tensor& b, bool ta, bool t
   return out;
 }
 
-// out[j, i] = in[i, j] for an R x C matrix, in 32 x 32 tiles so both sides stay in cache.
-template <class T>
-void transpose_2d(const T* in, int64_t R, int64_t C, T* out) {
-  constexpr int64_t kTile = 32;
-  const int64_t row_tiles = (R + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static) if (R * C >= (int64_t(1) << 16))
-  for (int64_t rt = 0; rt < row_tiles; ++rt) {
-    const int64_t r0 = rt * kTile, r1 = std::min(R, r0 + kTile);
-    for (int64_t c0 = 0; c0 < C; c0 += kTile) {
-      const int64_t c1 = std::min(C, c0 + kTile);
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) out[c * R + r] = in[r * C + c];
-    }
-  }
-}
-
 // y (rows x out) = x (rows x in) * w^T + bias, recorded as one op.
 Tensor linear_2d(const Tensor& x, const Tensor& w, const Tensor& bias) {
   const char* op = "linear";
   const ProductDims d{x.size(0), w.size(0), x.size(1)};
   Tensor y = Tensor::empty({d.M, d.N}, x.dtype(), x.device());
   if (bias.defined()) {
+    // Every row of y starts as the bias (a row copy with source stride 0); the GEMM then adds x w^T.
     detail::dispatch_float(op, x.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      const T* b = bias.data<T>();
-      T* out = y.data<T>();
-      for (int64_t i = 0; i < d.M; ++i) std::copy(b, b + d.N, out + i * d.N);
+      if (x.is_cuda())
+        cu::copy_rows<T>(bias.data<T>(), 0, y.data<T>(), d.N, d.M, d.N, x.device().index);
+      else
+        k::copy_rows<T>(bias.data<T>(), 0, y.data<T>(), d.N, d.M, d.N);
     });
   }
   run_gemm(x, w, false, true, d, y, /*accumulate=*/bias.defined());
@@ -121,12 +152,14 @@ Tensor transpose(const Tensor& a) {
   detail::check_defined(op, a, "input");
   detail::check_float(op, a);
   check(a.dim() == 2, op, "expects a 2-D tensor, got ", shape_str(a.shape()));
-  detail::require_cpu(op, {a});
   const int64_t R = a.size(0), C = a.size(1);
   Tensor out = Tensor::empty({C, R}, a.dtype(), a.device());
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    transpose_2d<T>(a.data<T>(), R, C, out.data<T>());
+    if (a.is_cuda())
+      cu::transpose<T>(a.data<T>(), R, C, out.data<T>(), a.device().index);
+    else
+      k::transpose<T>(a.data<T>(), R, C, out.data<T>());
   });
   autograd::record(op, {a}, {out}, [](const BackwardContext& c) { return TensorList{transpose(c.grad())}; });
   return out;
@@ -146,7 +179,6 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     check(bias.dim() == 1 && bias.size(0) == weight.size(0), op, "bias ", shape_str(bias.shape()),
           " does not match weight ", shape_str(weight.shape()), " (expected [", weight.size(0), "])");
   }
-  detail::require_cpu(op, {x, weight, bias});
   if (x.dim() == 2) return linear_2d(x, weight, bias);
 
   // Leading dims are a batch: flatten them (a free view), multiply, restore.

@@ -1,6 +1,11 @@
 // Data-movement ops: cat, narrow, zero padding, channel shuffle, index_select /
 // index_add, and dropout. Every tensor is seen as (outer, size along dim, inner) so the
-// copies are strided row copies (kernels/cpu/gather.h).
+// copies are strided row copies (kernels/cpu/gather.h, on a GPU kernels/cuda/gather.h;
+// both give the same bits, index_add included).
+//
+// Indices are checked on the host (range errors name the position), so a CUDA index is
+// copied to the host first, which waits for the device. An index may live on the CPU
+// while the data is on a GPU (permutations are drawn on the host); it is copied over.
 //
 // Backward formulas, each an op with a backward of its own, so they differentiate again:
 //   cat            -> narrow of the gradient per input
@@ -18,11 +23,13 @@
 #include "engine/ops/elementwise.h"
 #include "engine/rng.h"
 #include "kernels/cpu/gather.h"
+#include "kernels/cuda/gather.h"
 
 namespace dmix {
 namespace {
 
 namespace k = kernels::cpu;
+namespace cu = kernels::cuda;
 using autograd::BackwardContext;
 
 // Calls f(T{}) for every dtype the copy kernels handle.
@@ -54,14 +61,31 @@ void check_has_dims(const char* op, const Tensor& x, int64_t at_least) {
   check(x.dim() >= at_least, op, "expects a tensor with at least ", at_least, " dim(s), got ", shape_str(x.shape()));
 }
 
-void check_index(const char* op, const Tensor& index, int64_t size, int64_t dim, const Shape& shape) {
+// Checks every index value against [0, size) and returns the index on `device`, where
+// the kernel reads it.
+Tensor checked_index(const char* op, const Tensor& index, int64_t size, int64_t dim, const Shape& shape,
+                     Device device) {
   check(index.dtype() == DType::i64, op, "index must be i64, got ", dtype_name(index.dtype()));
   check(index.dim() == 1, op, "index must be 1-D, got ", shape_str(index.shape()));
-  const int64_t* idx = index.data<int64_t>();
-  for (int64_t j = 0; j < index.numel(); ++j) {
+  check(index.is_cpu() || index.device() == device, op, "index is on ", index.device().str(), " but the tensor is on ",
+        device.str(), "; put it on the cpu or on ", device.str());
+  const Tensor host = index.is_cpu() ? index : index.detach().to(Device::cpu());
+  const int64_t* idx = host.data<int64_t>();
+  for (int64_t j = 0; j < host.numel(); ++j) {
     check(idx[j] >= 0 && idx[j] < size, op, "index ", idx[j], " at position ", j, " is out of range [0, ", size,
           ") for dim ", dim, " of ", shape_str(shape));
   }
+  return index.device() == device ? index : index.detach().to(device);
+}
+
+// The strided row copy of gather.h on the tensors' device.
+template <class T>
+void copy_rows_on(Device device, const T* src, int64_t src_stride, T* dst, int64_t dst_stride, int64_t rows,
+                  int64_t cols) {
+  if (device.is_cuda())
+    cu::copy_rows<T>(src, src_stride, dst, dst_stride, rows, cols, device.index);
+  else
+    k::copy_rows<T>(src, src_stride, dst, dst_stride, rows, cols);
 }
 
 // x with `before` zeros ahead of it and `after` zeros behind it along dim.
@@ -72,8 +96,8 @@ Tensor pad_dim(const char* op, const Tensor& x, int64_t dim, int64_t before, int
   const DimView v = view_around(x.shape(), dim);
   dispatch_copyable(op, x.dtype(), [&](auto t) {
     using T = decltype(t);
-    k::copy_rows<T>(x.data<T>(), v.size * v.inner, y.data<T>() + before * v.inner, out_shape[dim] * v.inner, v.outer,
-                    v.size * v.inner);
+    copy_rows_on<T>(x.device(), x.data<T>(), v.size * v.inner, y.data<T>() + before * v.inner,
+                    out_shape[dim] * v.inner, v.outer, v.size * v.inner);
   });
   autograd::record(op, {x}, {y}, [dim, before, size = v.size](const BackwardContext& ctx) -> TensorList {
     return {narrow(ctx.grad(), dim, before, size)};
@@ -87,7 +111,6 @@ Tensor cat(const TensorList& xs, int64_t dim) {
   const char* op = "cat";
   check(!xs.empty(), op, "needs at least one tensor");
   for (const Tensor& x : xs) detail::check_defined(op, x, "input");
-  detail::require_cpu(op, xs);
   const Tensor& first = xs[0];
   check_has_dims(op, first, 1);
   dim = detail::wrap_dim(op, dim, first.dim());
@@ -111,8 +134,8 @@ Tensor cat(const TensorList& xs, int64_t dim) {
   dispatch_copyable(op, first.dtype(), [&](auto t) {
     using T = decltype(t);
     for (size_t i = 0; i < xs.size(); ++i) {
-      k::copy_rows<T>(xs[i].data<T>(), sizes[i] * out.inner, y.data<T>() + offsets[i] * out.inner, total * out.inner,
-                      out.outer, sizes[i] * out.inner);
+      copy_rows_on<T>(y.device(), xs[i].data<T>(), sizes[i] * out.inner, y.data<T>() + offsets[i] * out.inner,
+                      total * out.inner, out.outer, sizes[i] * out.inner);
     }
   });
   autograd::record(op, xs, {y}, [dim, offsets, sizes](const BackwardContext& ctx) -> TensorList {
@@ -128,7 +151,6 @@ Tensor cat(const TensorList& xs, int64_t dim) {
 Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
   const char* op = "narrow";
   detail::check_defined(op, x, "x");
-  detail::require_cpu(op, {x});
   check_has_dims(op, x, 1);
   dim = detail::wrap_dim(op, dim, x.dim());
   const DimView v = view_around(x.shape(), dim);
@@ -139,8 +161,8 @@ Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
   Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
   dispatch_copyable(op, x.dtype(), [&](auto t) {
     using T = decltype(t);
-    k::copy_rows<T>(x.data<T>() + start * v.inner, v.size * v.inner, y.data<T>(), length * v.inner, v.outer,
-                    length * v.inner);
+    copy_rows_on<T>(x.device(), x.data<T>() + start * v.inner, v.size * v.inner, y.data<T>(), length * v.inner,
+                    v.outer, length * v.inner);
   });
   autograd::record(op, {x}, {y}, [dim, start, length, size = v.size](const BackwardContext& ctx) -> TensorList {
     return {pad_dim("narrow_backward", ctx.grad(), dim, start, size - start - length)};
@@ -151,7 +173,6 @@ Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
 Tensor pad_channels(const Tensor& x, int64_t extra) {
   const char* op = "pad_channels";
   detail::check_defined(op, x, "x");
-  detail::require_cpu(op, {x});
   check_has_dims(op, x, 2);
   check(extra >= 0, op, "extra channels must be >= 0, got ", extra);
   return pad_dim(op, x, 1, 0, extra);
@@ -160,7 +181,6 @@ Tensor pad_channels(const Tensor& x, int64_t extra) {
 Tensor channel_shuffle(const Tensor& x, int64_t groups) {
   const char* op = "channel_shuffle";
   detail::check_defined(op, x, "x");
-  detail::require_cpu(op, {x});
   check_has_dims(op, x, 2);
   const DimView v = view_around(x.shape(), 1);
   check(groups >= 1 && v.size % groups == 0, op, "groups must be >= 1 and divide the ", v.size, " channels of ",
@@ -168,7 +188,10 @@ Tensor channel_shuffle(const Tensor& x, int64_t groups) {
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   dispatch_copyable(op, x.dtype(), [&](auto t) {
     using T = decltype(t);
-    k::channel_shuffle<T>(x.data<T>(), v.outer, groups, v.size / groups, v.inner, y.data<T>());
+    if (x.is_cuda())
+      cu::channel_shuffle<T>(x.data<T>(), v.outer, groups, v.size / groups, v.inner, y.data<T>(), x.device().index);
+    else
+      k::channel_shuffle<T>(x.data<T>(), v.outer, groups, v.size / groups, v.inner, y.data<T>());
   });
   autograd::record(op, {x}, {y}, [inverse_groups = v.size / groups](const BackwardContext& ctx) -> TensorList {
     return {channel_shuffle(ctx.grad(), inverse_groups)};
@@ -180,18 +203,20 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   const char* op = "index_select";
   detail::check_defined(op, x, "x");
   detail::check_defined(op, index, "index");
-  detail::require_cpu(op, {x, index});
   check_has_dims(op, x, 1);
   dim = detail::wrap_dim(op, dim, x.dim());
   const DimView v = view_around(x.shape(), dim);
-  check_index(op, index, v.size, dim, x.shape());
+  const Tensor idx = checked_index(op, index, v.size, dim, x.shape(), x.device());
   const int64_t m = index.numel();
   Shape out_shape = x.shape();
   out_shape[dim] = m;
   Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
   dispatch_copyable(op, x.dtype(), [&](auto t) {
     using T = decltype(t);
-    k::index_select<T>(x.data<T>(), v.outer, v.size, v.inner, index.data<int64_t>(), m, y.data<T>());
+    if (x.is_cuda())
+      cu::index_select<T>(x.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), m, y.data<T>(), x.device().index);
+    else
+      k::index_select<T>(x.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), m, y.data<T>());
   });
   autograd::record(op, {x}, {y}, [dim, index, size = v.size](const BackwardContext& ctx) -> TensorList {
     return {index_add(ctx.grad(), dim, index, size)};
@@ -203,20 +228,23 @@ Tensor index_add(const Tensor& src, int64_t dim, const Tensor& index, int64_t si
   const char* op = "index_add";
   detail::check_defined(op, src, "src");
   detail::check_defined(op, index, "index");
-  detail::require_cpu(op, {src, index});
   check_has_dims(op, src, 1);
   dim = detail::wrap_dim(op, dim, src.dim());
   check(size >= 0, op, "size must be >= 0, got ", size);
   const DimView v = view_around(src.shape(), dim);
   Shape out_shape = src.shape();
   out_shape[dim] = size;
-  check_index(op, index, size, dim, out_shape);
+  const Tensor idx = checked_index(op, index, size, dim, out_shape, src.device());
   check(index.numel() == v.size, op, "index has ", index.numel(), " entries but src ", shape_str(src.shape()), " has ",
         v.size, " along dim ", dim);
   Tensor y = Tensor::zeros(out_shape, src.dtype(), src.device());
   dispatch_copyable(op, src.dtype(), [&](auto t) {
     using T = decltype(t);
-    k::index_add<T>(src.data<T>(), v.outer, v.size, v.inner, index.data<int64_t>(), size, y.data<T>());
+    if (src.is_cuda())
+      cu::index_add<T>(src.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), size, y.data<T>(),
+                       src.device().index);
+    else
+      k::index_add<T>(src.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), size, y.data<T>());
   });
   autograd::record(op, {src}, {y}, [dim, index](const BackwardContext& ctx) -> TensorList {
     return {index_select(ctx.grad(), dim, index)};
@@ -230,9 +258,9 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   check(p >= 0.0 && p < 1.0, op, "p must be in [0, 1), got ", p);
   if (!training || p == 0.0) return x;
   detail::check_float(op, x);
-  detail::require_cpu(op, {x});
-  Tensor mask = gen.bernoulli(x.shape(), 1.0 - p, x.dtype(), x.device());
-  mask.mul_(1.0 / (1.0 - p));
+  // The mask is drawn on x's device: a seed gives the same mask on the CPU and a GPU.
+  // It needs no gradient, so scaling it records nothing.
+  const Tensor mask = mul_scalar(gen.bernoulli(x.shape(), 1.0 - p, x.dtype(), x.device()), 1.0 / (1.0 - p));
   return mul(x, mask);
 }
 
