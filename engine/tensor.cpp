@@ -9,6 +9,7 @@
 #include "engine/host_allocator.h"
 #include "engine/ops/elementwise.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/runtime.h"
 
 namespace dmix {
@@ -89,6 +90,40 @@ void convert_host(const void* x, DType from, void* y, DType to, int64_t n) {
     case DType::f64: return convert_from(static_cast<const double*>(x), y, to, n);
     case DType::i64: return convert_from(static_cast<const int64_t*>(x), y, to, n);
     case DType::u8: return convert_from(static_cast<const uint8_t*>(x), y, to, n);
+    default: fail("to", "unsupported dtype ", dtype_name(from));
+  }
+}
+
+// The same two on a CUDA device: the kernels of kernels/cuda/elementwise, no host copy.
+void fill_device(void* data, DType dtype, double value, int64_t n, int device) {
+  namespace cu = kernels::cuda;
+  switch (dtype) {
+    case DType::f32: return cu::fill(static_cast<float*>(data), static_cast<float>(value), n, device);
+    case DType::f64: return cu::fill(static_cast<double*>(data), value, n, device);
+    case DType::i64: return cu::fill(static_cast<int64_t*>(data), static_cast<int64_t>(value), n, device);
+    case DType::u8: return cu::fill(static_cast<uint8_t*>(data), static_cast<uint8_t>(value), n, device);
+    default: fail("fill", "unsupported dtype ", dtype_name(dtype));
+  }
+}
+
+template <class From>
+void convert_from_device(const From* x, void* y, DType to, int64_t n, int device) {
+  namespace cu = kernels::cuda;
+  switch (to) {
+    case DType::f32: return cu::convert(x, static_cast<float*>(y), n, device);
+    case DType::f64: return cu::convert(x, static_cast<double*>(y), n, device);
+    case DType::i64: return cu::convert(x, static_cast<int64_t*>(y), n, device);
+    case DType::u8: return cu::convert(x, static_cast<uint8_t*>(y), n, device);
+    default: fail("to", "unsupported dtype ", dtype_name(to));
+  }
+}
+
+void convert_device(const void* x, DType from, void* y, DType to, int64_t n, int device) {
+  switch (from) {
+    case DType::f32: return convert_from_device(static_cast<const float*>(x), y, to, n, device);
+    case DType::f64: return convert_from_device(static_cast<const double*>(x), y, to, n, device);
+    case DType::i64: return convert_from_device(static_cast<const int64_t*>(x), y, to, n, device);
+    case DType::u8: return convert_from_device(static_cast<const uint8_t*>(x), y, to, n, device);
     default: fail("to", "unsupported dtype ", dtype_name(from));
   }
 }
@@ -279,10 +314,12 @@ Tensor Tensor::to(Device target) const {
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  Tensor host = to(Device::cpu()).detach();
-  Tensor out = empty(shape(), target, Device::cpu());
-  convert_host(host.raw_data(), dtype(), out.raw_data(), target, numel());
-  out = device().is_cpu() ? out : out.detach().to(device()).detach();
+  Tensor out = empty(shape(), target, device());
+  if (is_cpu()) {
+    convert_host(raw_data(), dtype(), out.raw_data(), target, numel());
+  } else {
+    convert_device(raw_data(), dtype(), out.raw_data(), target, numel(), device().index);
+  }
   const DType source = dtype();
   if (is_floating(source) && is_floating(target)) {
     autograd::record("to_dtype", {*this}, {out}, [source](const autograd::BackwardContext& ctx) {
@@ -331,9 +368,7 @@ const Tensor& Tensor::fill_(double value) const {
   if (is_cpu()) {
     fill_host(raw_data(), dtype(), value, numel());
   } else {
-    Tensor host = empty(shape(), dtype());
-    fill_host(host.raw_data(), dtype(), value, numel());
-    copy_bytes(raw_data(), device(), host.raw_data(), Device::cpu(), nbytes());
+    fill_device(raw_data(), dtype(), value, numel(), device().index);
   }
   return *this;
 }
@@ -342,8 +377,11 @@ const Tensor& Tensor::add_(const Tensor& other, double alpha) const {
   check_inplace("add_", *this);
   check(other.shape() == shape() && other.dtype() == dtype() && other.device() == device(), "add_",
         "operands differ: ", str(), " += ", other.str());
-  check(is_cpu(), "add_", "has no CUDA kernel yet (", str(), ")");
-  if (dtype() == DType::f32) {
+  if (dtype() == DType::f32 && is_cuda()) {
+    kernels::cuda::axpy(static_cast<float>(alpha), other.data<float>(), data<float>(), numel(), device().index);
+  } else if (dtype() == DType::f64 && is_cuda()) {
+    kernels::cuda::axpy(alpha, other.data<double>(), data<double>(), numel(), device().index);
+  } else if (dtype() == DType::f32) {
     kernels::cpu::axpy(static_cast<float>(alpha), other.data<float>(), data<float>(), numel());
   } else if (dtype() == DType::f64) {
     kernels::cpu::axpy(alpha, other.data<double>(), data<double>(), numel());
@@ -355,8 +393,11 @@ const Tensor& Tensor::add_(const Tensor& other, double alpha) const {
 
 const Tensor& Tensor::mul_(double factor) const {
   check_inplace("mul_", *this);
-  check(is_cpu(), "mul_", "has no CUDA kernel yet (", str(), ")");
-  if (dtype() == DType::f32) {
+  if (dtype() == DType::f32 && is_cuda()) {
+    kernels::cuda::affine_scalar(data<float>(), static_cast<float>(factor), 0.0f, data<float>(), numel(), device().index);
+  } else if (dtype() == DType::f64 && is_cuda()) {
+    kernels::cuda::affine_scalar(data<double>(), factor, 0.0, data<double>(), numel(), device().index);
+  } else if (dtype() == DType::f32) {
     kernels::cpu::affine_scalar(data<float>(), static_cast<float>(factor), 0.0f, data<float>(), numel());
   } else if (dtype() == DType::f64) {
     kernels::cpu::affine_scalar(data<double>(), factor, 0.0, data<double>(), numel());

@@ -1,14 +1,17 @@
-// Elementwise ops: forward through kernels/cpu/elementwise, backward as engine ops.
+// Elementwise ops: forward through kernels/cpu/elementwise or its CUDA twin
+// kernels/cuda/elementwise (by the device of the operands), backward as engine ops.
 #include "engine/ops/elementwise.h"
 
 #include "engine/ops/common.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/elementwise.h"
 
 namespace dmix {
 
 using autograd::BackwardContext;
 namespace k = kernels::cpu;
+namespace cu = kernels::cuda;
 
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
   const size_t n = std::max(a.size(), b.size());
@@ -46,15 +49,19 @@ Tensor binary_forward(const char* op, k::BinaryOp kop, const Tensor& a, const Te
   detail::check_defined(op, b, "second operand");
   detail::check_same_dtype_device(op, a, b);
   detail::check_float(op, a);
-  detail::require_cpu(op, {a, b});
   const Shape shape = broadcast_shapes(op, a.shape(), b.shape());
   check_rank(op, shape);
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   const auto sa = broadcast_strides(a.shape(), shape), sb = broadcast_strides(b.shape(), shape);
+  const int nd = static_cast<int>(shape.size());
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::binary<T>(kop, static_cast<int>(shape.size()), shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(),
-                 out.data<T>());
+    if (a.is_cuda()) {
+      cu::binary<T>(kop, nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<T>(),
+                    a.device().index);
+    } else {
+      k::binary<T>(kop, nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<T>());
+    }
   });
   return out;
 }
@@ -62,11 +69,14 @@ Tensor binary_forward(const char* op, k::BinaryOp kop, const Tensor& a, const Te
 Tensor unary_forward(const char* op, k::UnaryOp kop, const Tensor& a) {
   detail::check_defined(op, a, "input");
   detail::check_float(op, a);
-  detail::require_cpu(op, {a});
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::unary<T>(kop, a.data<T>(), out.data<T>(), a.numel());
+    if (a.is_cuda()) {
+      cu::unary<T>(kop, a.data<T>(), out.data<T>(), a.numel(), a.device().index);
+    } else {
+      k::unary<T>(kop, a.data<T>(), out.data<T>(), a.numel());
+    }
   });
   return out;
 }
@@ -75,11 +85,14 @@ Tensor unary_forward(const char* op, k::UnaryOp kop, const Tensor& a) {
 Tensor affine_forward(const char* op, const Tensor& a, double scale, double shift) {
   detail::check_defined(op, a, "input");
   detail::check_float(op, a);
-  detail::require_cpu(op, {a});
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::affine_scalar<T>(a.data<T>(), T(scale), T(shift), out.data<T>(), a.numel());
+    if (a.is_cuda()) {
+      cu::affine_scalar<T>(a.data<T>(), T(scale), T(shift), out.data<T>(), a.numel(), a.device().index);
+    } else {
+      k::affine_scalar<T>(a.data<T>(), T(scale), T(shift), out.data<T>(), a.numel());
+    }
   });
   return out;
 }
@@ -89,18 +102,27 @@ Tensor range_mask(const Tensor& a, double lo, double hi) {
   Tensor m = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float("range_mask", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::range_mask<T>(a.data<T>(), T(lo), T(hi), m.data<T>(), a.numel());
+    if (a.is_cuda()) {
+      cu::range_mask<T>(a.data<T>(), T(lo), T(hi), m.data<T>(), a.numel(), a.device().index);
+    } else {
+      k::range_mask<T>(a.data<T>(), T(lo), T(hi), m.data<T>(), a.numel());
+    }
   });
   return m;
 }
 
 // g where x > 0, else 0: relu's backward as its own op, so relu is twice differentiable.
 Tensor relu_backward(const Tensor& g, const Tensor& x) {
-  detail::require_cpu("relu_backward", {g, x});
+  detail::check_same_dtype_device("relu_backward", g, x);
+  check(g.shape() == x.shape(), "relu_backward", "gradient ", g.str(), " does not match input ", x.str());
   Tensor out = Tensor::empty(g.shape(), g.dtype(), g.device());
   detail::dispatch_float("relu_backward", g.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::relu_backward<T>(g.data<T>(), x.data<T>(), out.data<T>(), g.numel());
+    if (g.is_cuda()) {
+      cu::relu_backward<T>(g.data<T>(), x.data<T>(), out.data<T>(), g.numel(), g.device().index);
+    } else {
+      k::relu_backward<T>(g.data<T>(), x.data<T>(), out.data<T>(), g.numel());
+    }
   });
   autograd::record("relu_backward", {g, x}, {out}, [x](const BackwardContext& c) {
     // Linear in g; piecewise constant in x (its derivative is zero off the kink).
@@ -204,11 +226,14 @@ Tensor sign(const Tensor& a) {
 Tensor pow(const Tensor& a, double e) {
   detail::check_defined("pow", a, "input");
   detail::check_float("pow", a);
-  detail::require_cpu("pow", {a});
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float("pow", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::pow_scalar<T>(a.data<T>(), T(e), out.data<T>(), a.numel());
+    if (a.is_cuda()) {
+      cu::pow_scalar<T>(a.data<T>(), T(e), out.data<T>(), a.numel(), a.device().index);
+    } else {
+      k::pow_scalar<T>(a.data<T>(), T(e), out.data<T>(), a.numel());
+    }
   });
   autograd::record("pow", {a}, {out}, [a, e](const BackwardContext& c) {
     if (e == 0.0) return TensorList{Tensor::zeros(a.shape(), a.dtype(), a.device())};
@@ -222,11 +247,14 @@ Tensor clamp(const Tensor& a, double lo, double hi) {
   check(lo <= hi, "clamp", "lo ", lo, " > hi ", hi);
   detail::check_defined("clamp", a, "input");
   detail::check_float("clamp", a);
-  detail::require_cpu("clamp", {a});
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float("clamp", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::clamp<T>(a.data<T>(), T(lo), T(hi), out.data<T>(), a.numel());
+    if (a.is_cuda()) {
+      cu::clamp<T>(a.data<T>(), T(lo), T(hi), out.data<T>(), a.numel(), a.device().index);
+    } else {
+      k::clamp<T>(a.data<T>(), T(lo), T(hi), out.data<T>(), a.numel());
+    }
   });
   autograd::record("clamp", {a}, {out}, [a, lo, hi](const BackwardContext& c) {
     return TensorList{mul(c.grad(), range_mask(a, lo, hi))};
@@ -263,15 +291,19 @@ Tensor tanh(const Tensor& a) {
 Tensor greater(const Tensor& a, const Tensor& b) {
   detail::check_same_dtype_device("greater", a, b);
   detail::check_float("greater", a);
-  detail::require_cpu("greater", {a, b});
   const Shape shape = broadcast_shapes("greater", a.shape(), b.shape());
   check_rank("greater", shape);
   Tensor out = Tensor::empty(shape, DType::u8, a.device());
   const auto sa = broadcast_strides(a.shape(), shape), sb = broadcast_strides(b.shape(), shape);
+  const int nd = static_cast<int>(shape.size());
   detail::dispatch_float("greater", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::greater<T>(static_cast<int>(shape.size()), shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(),
-                  out.data<uint8_t>());
+    if (a.is_cuda()) {
+      cu::greater<T>(nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<uint8_t>(),
+                     a.device().index);
+    } else {
+      k::greater<T>(nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<uint8_t>());
+    }
   });
   return out;
 }
@@ -284,16 +316,21 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   detail::check_same_dtype_device("where", a, b);
   check(cond.device() == a.device(), "where", "condition on ", cond.device(), " but values on ", a.device());
   detail::check_float("where", a);
-  detail::require_cpu("where", {cond, a, b});
   const Shape shape = broadcast_shapes("where", broadcast_shapes("where", cond.shape(), a.shape()), b.shape());
   check_rank("where", shape);
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   const auto sc = broadcast_strides(cond.shape(), shape), sa = broadcast_strides(a.shape(), shape),
              sb = broadcast_strides(b.shape(), shape);
+  const int nd = static_cast<int>(shape.size());
   detail::dispatch_float("where", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::where<T>(static_cast<int>(shape.size()), shape.data(), cond.data<uint8_t>(), sc.data(), a.data<T>(), sa.data(),
-                b.data<T>(), sb.data(), out.data<T>());
+    if (a.is_cuda()) {
+      cu::where<T>(nd, shape.data(), cond.data<uint8_t>(), sc.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(),
+                   out.data<T>(), a.device().index);
+    } else {
+      k::where<T>(nd, shape.data(), cond.data<uint8_t>(), sc.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(),
+                  out.data<T>());
+    }
   });
   autograd::record("where", {a, b}, {out}, [cond, sa_shape = a.shape(), sb_shape = b.shape()](const BackwardContext& c) {
     const Tensor zero = Tensor::scalar(0.0, c.grad().dtype(), c.grad().device());

@@ -1,5 +1,6 @@
 // sum, mean and the broadcasting pair expand / sum_to. Each is the other's adjoint:
-// sum's backward expands the gradient back, expand's backward sums it away.
+// sum's backward expands the gradient back, expand's backward sums it away. CPU tensors
+// go to kernels/cpu (sum_dims, broadcast_to), CUDA tensors to their twins in kernels/cuda.
 #include <algorithm>
 
 #include "engine/ops/common.h"
@@ -7,6 +8,8 @@
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/reduce_sum.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/reduce_sum.h"
 
 namespace dmix {
 
@@ -41,7 +44,12 @@ Tensor sum_kernel(const char* op, const Tensor& a, const std::vector<uint8_t>& m
   Tensor out = Tensor::empty(keep, a.dtype(), a.device());
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    kernels::cpu::sum_dims<T>(a.data<T>(), static_cast<int>(a.dim()), a.shape().data(), mask.data(), out.data<T>());
+    const int nd = static_cast<int>(a.dim());
+    if (a.is_cuda()) {
+      kernels::cuda::sum_dims<T>(a.data<T>(), nd, a.shape().data(), mask.data(), out.data<T>(), a.device().index);
+    } else {
+      kernels::cpu::sum_dims<T>(a.data<T>(), nd, a.shape().data(), mask.data(), out.data<T>());
+    }
   });
   return out;
 }
@@ -51,7 +59,6 @@ Tensor sum_kernel(const char* op, const Tensor& a, const std::vector<uint8_t>& m
 Tensor sum(const Tensor& a, const Dims& dims, bool keepdim) {
   detail::check_defined("sum", a, "input");
   detail::check_float("sum", a);
-  detail::require_cpu("sum", {a});
   std::vector<uint8_t> mask;
   const Shape keep = reduced_shape("sum", a.shape(), dims, mask);
   Tensor out = sum_kernel("sum", a, mask, keep);
@@ -77,7 +84,6 @@ Tensor mean(const Tensor& a, const Dims& dims, bool keepdim) {
 Tensor expand(const Tensor& a, const Shape& shape) {
   detail::check_defined("expand", a, "input");
   detail::check_float("expand", a);
-  detail::require_cpu("expand", {a});
   if (a.shape() == shape) return a;
   check(broadcast_shapes("expand", a.shape(), shape) == shape, "expand", "cannot broadcast ", a.str(), " to ",
         shape_str(shape));
@@ -92,8 +98,12 @@ Tensor expand(const Tensor& a, const Shape& shape) {
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   detail::dispatch_float("expand", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    kernels::cpu::broadcast_to<T>(static_cast<int>(shape.size()), shape.data(), a.data<T>(), strides.data(),
-                                  out.data<T>());
+    const int nd = static_cast<int>(shape.size());
+    if (a.is_cuda()) {
+      kernels::cuda::broadcast_to<T>(nd, shape.data(), a.data<T>(), strides.data(), out.data<T>(), a.device().index);
+    } else {
+      kernels::cpu::broadcast_to<T>(nd, shape.data(), a.data<T>(), strides.data(), out.data<T>());
+    }
   });
   autograd::record("expand", {a}, {out}, [in_shape = a.shape()](const BackwardContext& c) {
     return TensorList{sum_to(c.grad(), in_shape)};

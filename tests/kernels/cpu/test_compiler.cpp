@@ -27,3 +27,20 @@ TEST_CASE("compiler: small constant vectors are stored as written") {
   CHECK(sum_weighted(std::vector<double>{1, 1, 1, 0}) == 6.0);
   CHECK(sum_weighted(std::vector<double>{7, 7, 7, 7, 0, 0, 0, 0}) == 70.0);
 }
+
+#include <cfloat>
+
+#include "kernels/cpu/threads.h"
+
+namespace {
+__attribute__((noinline)) float scale(float x, float s) { return x * s; }
+}  // namespace
+
+TEST_CASE("threads: set_flush_denormal flushes denormal results to zero and can be undone") {
+  const float tiny = FLT_MIN;  // smallest normal float
+  if (!dmix::kernels::cpu::set_flush_denormal(true)) return;  // not an x86 build
+  CHECK(scale(tiny, 0.25f) == 0.0f);
+  dmix::kernels::cpu::set_flush_denormal(false);
+  CHECK(scale(tiny, 0.25f) == tiny * 0.25f);
+  CHECK(scale(tiny, 0.25f) > 0.0f);
+}
