@@ -35,11 +35,13 @@ namespace dmix::app {
 namespace {
 
 struct TrainOptions {
-  std::string model = "pyramidnet20_a48";
+  // Defaults sized for the main job: a small PyramidNet on Fashion-MNIST that trains
+  // 5 epochs in under 10 minutes on 2 CPU cores.
+  std::string model = "pyramidnet11_a24";
   std::string dataset = "fashion-mnist";
   std::string data;
   int64_t num_classes = 0, in_channels = 0;  // 0: from the dataset
-  int epochs = 8;
+  int epochs = 5;
   int64_t batch = 128;
   double lr = 0.1, momentum = 0.9, weight_decay = 5e-4, label_smoothing = 0.0;
   bool nesterov = true;

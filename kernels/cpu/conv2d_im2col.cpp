@@ -12,16 +12,15 @@
 //
 // Threads: with at least as many images as threads, images run in parallel, each
 // thread with its own column buffer (one band of output rows at a time, so it stays in
-// L2) and a GEMM on the calling thread; otherwise images run one after another and the
-// GEMM uses the threads. Every output element is produced by one thread in a fixed
-// order, except the weight gradient over the batch, which sums per-thread partial
-// gradients in thread order (deterministic for a given thread count).
-// The GEMM must run on its calling thread inside a parallel region for the first mode
-// to pay off: true of the handwritten kernel and of OpenMP builds of OpenBLAS; the
-// pthread build of OpenBLAS instead shares one worker pool between the callers.
+// L2) and a GEMM on the calling thread (see image_gemm); otherwise images run one after
+// another and the GEMM uses the threads. Every output element is produced by one thread
+// in a fixed order, except the weight gradient over the batch, which sums per-thread
+// partial gradients in thread order (deterministic for a given thread count).
 //
 // Cost: 2*N*K*(C/groups)*R*S*P*Q flops per pass (GEMM-bound); im2col/col2im move
-// N*C*R*S*P*Q elements per pass.
+// N*C*R*S*P*Q elements per pass through L2. The direct loops do the same flops with
+// one read of each plane per output channel.
+#include <cblas.h>  // openblas_get_parallel
 #include <omp.h>
 
 #include <algorithm>
@@ -53,16 +52,6 @@ struct Layout {
                      g.H == P && g.W == Q) {}
 };
 
-// Output columns ow whose input column ow*stride + offset lies inside [0, W).
-struct ColumnRange {
-  int64_t begin, end;
-};
-ColumnRange valid_columns(int64_t offset, int64_t stride, int64_t W, int64_t Q) {
-  const int64_t begin = std::min(Q, offset >= 0 ? 0 : ceil_div(-offset, stride));
-  const int64_t end = std::max(begin, std::min(Q, ceil_div(W - offset, stride)));
-  return {begin, end};
-}
-
 // A per-thread buffer that lives as long as the thread (OpenMP keeps its pool), so
 // repeated convolutions do not pay for allocation and page faults every call.
 template <class T>
@@ -85,33 +74,66 @@ int64_t band_rows(const Layout& L, bool banded) {
   return std::clamp<int64_t>(std::max(by_cache, ceil_div(kMinBandColumns, L.Q)), 1, L.P);
 }
 
-// The columns for output rows [p0, p1) of one image's group `x` (Cg planes), as a
-// CgRS x (p1-p0)*Q matrix.
+// The input rows that output rows [p0, p1) read, copied per channel into a frame with
+// zero rows outside the image and pad_w zero columns on both sides, so that im2col and
+// col2im copy whole output rows with no bounds checks.
+struct Frame {
+  int64_t first, count, cols;  // input rows [first, first + count), each cols wide
+};
+Frame band_frame(const Conv2dGeometry& g, int64_t p0, int64_t p1) {
+  return {p0 * g.stride_h - g.pad_h, (p1 - 1 - p0) * g.stride_h + (g.R - 1) * g.dilation_h + 1, g.W + 2 * g.pad_w};
+}
+int64_t frame_size(const Conv2dGeometry& g, int64_t rows) {
+  const Frame f = band_frame(g, 0, rows);
+  return f.count * f.cols;
+}
+
 template <class T>
-void im2col(const Conv2dGeometry& g, const Layout& L, const T* x, int64_t p0, int64_t p1, T* col) {
+void copy_row(const T* __restrict src, int64_t n, T* __restrict dst) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) dst[j] = src[j];
+}
+
+template <class T>
+void add_row(const T* __restrict src, int64_t n, T* __restrict dst) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
+}
+
+template <class T>
+void fill_frame(const Conv2dGeometry& g, const Frame& f, const T* plane, T* framed) {
+  for (int64_t i = 0; i < f.count; ++i) {
+    T* row = framed + i * f.cols;
+    const int64_t ih = f.first + i;
+    if (ih < 0 || ih >= g.H) {
+      std::fill(row, row + f.cols, T(0));
+      continue;
+    }
+    std::fill(row, row + g.pad_w, T(0));
+    copy_row(plane + ih * g.W, g.W, row + g.pad_w);
+    std::fill(row + g.pad_w + g.W, row + f.cols, T(0));
+  }
+}
+
+// The columns for output rows [p0, p1) of one image's group `x` (Cg planes), as a
+// CgRS x (p1-p0)*Q matrix. `framed` holds one channel's frame.
+template <class T>
+void im2col(const Conv2dGeometry& g, const Layout& L, const T* x, int64_t p0, int64_t p1, T* framed, T* col) {
   const int64_t width = (p1 - p0) * L.Q;
+  const Frame f = band_frame(g, p0, p1);
   for (int64_t c = 0; c < L.Cg; ++c) {
-    const T* plane = x + c * L.HW;
+    fill_frame(g, f, x + c * L.HW, framed);
     for (int64_t r = 0; r < g.R; ++r) {
       for (int64_t s = 0; s < g.S; ++s) {
         T* row = col + ((c * g.R + r) * g.S + s) * width;
-        const int64_t w_off = s * g.dilation_w - g.pad_w;
-        const ColumnRange cols = valid_columns(w_off, g.stride_w, g.W, L.Q);
         for (int64_t oh = p0; oh < p1; ++oh) {
-          T* out = row + (oh - p0) * L.Q;
-          const int64_t ih = oh * g.stride_h - g.pad_h + r * g.dilation_h;
-          if (ih < 0 || ih >= g.H) {
-            std::fill(out, out + L.Q, T(0));
-            continue;
-          }
-          std::fill(out, out + cols.begin, T(0));
-          const T* in = plane + ih * g.W;
+          const T* src = framed + ((oh - p0) * g.stride_h + r * g.dilation_h) * f.cols + s * g.dilation_w;
+          T* dst = row + (oh - p0) * L.Q;
           if (g.stride_w == 1) {
-            std::copy(in + cols.begin + w_off, in + cols.end + w_off, out + cols.begin);
+            copy_row(src, L.Q, dst);
           } else {
-            for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow] = in[ow * g.stride_w + w_off];
+            for (int64_t ow = 0; ow < L.Q; ++ow) dst[ow] = src[ow * g.stride_w];
           }
-          std::fill(out + cols.end, out + L.Q, T(0));
         }
       }
     }
@@ -119,29 +141,31 @@ void im2col(const Conv2dGeometry& g, const Layout& L, const T* x, int64_t p0, in
 }
 
 // The adjoint of im2col for output rows [p0, p1): adds every column entry to the input
-// cell it came from, in gx (Cg planes).
+// cell it came from, in gx (Cg planes), through a frame as above.
 template <class T>
-void col2im(const Conv2dGeometry& g, const Layout& L, const T* col, int64_t p0, int64_t p1, T* gx) {
+void col2im(const Conv2dGeometry& g, const Layout& L, const T* col, int64_t p0, int64_t p1, T* framed, T* gx) {
   const int64_t width = (p1 - p0) * L.Q;
+  const Frame f = band_frame(g, p0, p1);
   for (int64_t c = 0; c < L.Cg; ++c) {
-    T* plane = gx + c * L.HW;
+    std::fill(framed, framed + f.count * f.cols, T(0));
     for (int64_t r = 0; r < g.R; ++r) {
       for (int64_t s = 0; s < g.S; ++s) {
         const T* row = col + ((c * g.R + r) * g.S + s) * width;
-        const int64_t w_off = s * g.dilation_w - g.pad_w;
-        const ColumnRange cols = valid_columns(w_off, g.stride_w, g.W, L.Q);
         for (int64_t oh = p0; oh < p1; ++oh) {
-          const int64_t ih = oh * g.stride_h - g.pad_h + r * g.dilation_h;
-          if (ih < 0 || ih >= g.H) continue;
-          const T* in = row + (oh - p0) * L.Q;
-          T* out = plane + ih * g.W;
+          T* dst = framed + ((oh - p0) * g.stride_h + r * g.dilation_h) * f.cols + s * g.dilation_w;
+          const T* src = row + (oh - p0) * L.Q;
           if (g.stride_w == 1) {
-            for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow + w_off] += in[ow];
+            add_row(src, L.Q, dst);
           } else {
-            for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow * g.stride_w + w_off] += in[ow];
+            for (int64_t ow = 0; ow < L.Q; ++ow) dst[ow * g.stride_w] += src[ow];
           }
         }
       }
+    }
+    T* plane = gx + c * L.HW;
+    for (int64_t i = 0; i < f.count; ++i) {
+      const int64_t ih = f.first + i;
+      if (ih >= 0 && ih < g.H) add_row(framed + i * f.cols + g.pad_w, g.W, plane + ih * g.W);
     }
   }
 }
@@ -152,6 +176,22 @@ void add_bias(const T* bias, int64_t K, int64_t PQ, T* y) {
     T* yk = y + k * PQ;
     const T b = bias[k];
     for (int64_t i = 0; i < PQ; ++i) yk[i] += b;
+  }
+}
+
+// The GEMM of one image. Inside a parallel region it must run on the calling thread:
+// gemm() does for the handwritten kernel and for OpenMP builds of OpenBLAS, but the
+// pthread build of OpenBLAS makes concurrent callers share (and wait for) its one
+// worker pool, measured 1.5-2x slower here than single-threaded GEMMs; with that build
+// the handwritten kernel takes these calls.
+template <class T>
+void image_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  static const bool pthread_openblas = openblas_get_parallel() == 1;
+  if (pthread_openblas && omp_in_parallel() && gemm_backend() == GemmBackend::OpenBLAS) {
+    gemm_handwritten(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  } else {
+    gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
 }
 
@@ -171,10 +211,11 @@ void forward_image(const Conv2dGeometry& g, const Layout& L, int64_t rows, const
   for (int64_t p0 = 0; p0 < L.P; p0 += rows) {
     const int64_t p1 = std::min(L.P, p0 + rows), width = (p1 - p0) * L.Q;
     if (L.image_is_col) {
-      gemm(false, false, L.Kg, width, L.CgRS, T(1), w_g, L.CgRS, x_g + p0 * L.Q, L.PQ, T(0), y_g + p0 * L.Q, L.PQ);
+      image_gemm(false, false, L.Kg, width, L.CgRS, T(1), w_g, L.CgRS, x_g + p0 * L.Q, L.PQ, T(0), y_g + p0 * L.Q,
+                 L.PQ);
     } else {
-      im2col(g, L, x_g, p0, p1, col);
-      gemm(false, false, L.Kg, width, L.CgRS, T(1), w_g, L.CgRS, col, width, T(0), y_g + p0 * L.Q, L.PQ);
+      im2col(g, L, x_g, p0, p1, col + L.CgRS * width, col);
+      image_gemm(false, false, L.Kg, width, L.CgRS, T(1), w_g, L.CgRS, col, width, T(0), y_g + p0 * L.Q, L.PQ);
     }
   }
 }
@@ -183,14 +224,14 @@ template <class T>
 void backward_input_image(const Conv2dGeometry& g, const Layout& L, int64_t rows, const T* gy_g, const T* w_g, T* col,
                           T* gx_g) {
   if (L.image_is_col) {
-    gemm(true, false, L.CgRS, L.PQ, L.Kg, T(1), w_g, L.CgRS, gy_g, L.PQ, T(0), gx_g, L.PQ);
+    image_gemm(true, false, L.CgRS, L.PQ, L.Kg, T(1), w_g, L.CgRS, gy_g, L.PQ, T(0), gx_g, L.PQ);
     return;
   }
   std::fill(gx_g, gx_g + L.Cg * L.HW, T(0));
   for (int64_t p0 = 0; p0 < L.P; p0 += rows) {
     const int64_t p1 = std::min(L.P, p0 + rows), width = (p1 - p0) * L.Q;
-    gemm(true, false, L.CgRS, width, L.Kg, T(1), w_g, L.CgRS, gy_g + p0 * L.Q, L.PQ, T(0), col, width);
-    col2im(g, L, col, p0, p1, gx_g);
+    image_gemm(true, false, L.CgRS, width, L.Kg, T(1), w_g, L.CgRS, gy_g + p0 * L.Q, L.PQ, T(0), col, width);
+    col2im(g, L, col, p0, p1, col + L.CgRS * width, gx_g);
   }
 }
 
@@ -202,17 +243,19 @@ void backward_weight_image(const Conv2dGeometry& g, const Layout& L, int64_t row
     const int64_t p1 = std::min(L.P, p0 + rows), width = (p1 - p0) * L.Q;
     const T beta = accumulate || p0 > 0 ? T(1) : T(0);
     if (L.image_is_col) {
-      gemm(false, true, L.Kg, L.CgRS, width, T(1), gy_g + p0 * L.Q, L.PQ, x_g + p0 * L.Q, L.PQ, beta, gw_g, L.CgRS);
+      image_gemm(false, true, L.Kg, L.CgRS, width, T(1), gy_g + p0 * L.Q, L.PQ, x_g + p0 * L.Q, L.PQ, beta, gw_g,
+                 L.CgRS);
     } else {
-      im2col(g, L, x_g, p0, p1, col);
-      gemm(false, true, L.Kg, L.CgRS, width, T(1), gy_g + p0 * L.Q, L.PQ, col, width, beta, gw_g, L.CgRS);
+      im2col(g, L, x_g, p0, p1, col + L.CgRS * width, col);
+      image_gemm(false, true, L.Kg, L.CgRS, width, T(1), gy_g + p0 * L.Q, L.PQ, col, width, beta, gw_g, L.CgRS);
     }
   }
 }
 
+// One band of columns followed by room for one channel's frame.
 template <class T>
-T* column_buffer(const Layout& L, int64_t rows) {
-  return L.image_is_col ? nullptr : thread_buffer<T>(L.CgRS * rows * L.Q);
+T* column_buffer(const Conv2dGeometry& g, const Layout& L, int64_t rows) {
+  return L.image_is_col ? nullptr : thread_buffer<T>(L.CgRS * rows * L.Q + frame_size(g, rows));
 }
 
 template <class T>
@@ -229,12 +272,12 @@ void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias
   if (parallel_images) {
 #pragma omp parallel
     {
-      T* col = column_buffer<T>(L, rows);
+      T* col = column_buffer<T>(g, L, rows);
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < g.N; ++n) image(n, col);
     }
   } else {
-    T* col = column_buffer<T>(L, rows);
+    T* col = column_buffer<T>(g, L, rows);
     for (int64_t n = 0; n < g.N; ++n) image(n, col);
   }
 }
@@ -252,12 +295,12 @@ void backward_input_gemm(const Conv2dGeometry& g, const T* gy, const T* w, T* gx
   if (parallel_images) {
 #pragma omp parallel
     {
-      T* col = column_buffer<T>(L, rows);
+      T* col = column_buffer<T>(g, L, rows);
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < g.N; ++n) image(n, col);
     }
   } else {
-    T* col = column_buffer<T>(L, rows);
+    T* col = column_buffer<T>(g, L, rows);
     for (int64_t n = 0; n < g.N; ++n) image(n, col);
   }
 }
@@ -275,7 +318,7 @@ void backward_weight_gemm(const Conv2dGeometry& g, const T* gy, const T* x, T* g
                             accumulate, out + grp * L.Kg * L.CgRS);
   };
   if (!parallel_images) {
-    T* col = column_buffer<T>(L, rows);
+    T* col = column_buffer<T>(g, L, rows);
     for (int64_t n = 0; n < g.N; ++n) image(n, col, n > 0, gw);
     return;
   }
@@ -286,7 +329,7 @@ void backward_weight_gemm(const Conv2dGeometry& g, const T* gy, const T* x, T* g
 #pragma omp parallel num_threads(max_threads)
   {
     const int t = omp_get_thread_num(), team = omp_get_num_threads();
-    T* col = column_buffer<T>(L, rows);
+    T* col = column_buffer<T>(g, L, rows);
     T* out = t == 0 ? gw : partials.get() + (t - 1) * weight_size;
     bool accumulate = false;
 #pragma omp for schedule(static)

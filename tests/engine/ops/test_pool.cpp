@@ -236,9 +236,11 @@ OpCase global_case(Shape x) {
 }
 
 OpCaseRegistrar reg_max_2x2(max_pool_case("2x2", {{2, 3, 6, 6}, pool({2, 2})}));
-OpCaseRegistrar reg_max_3x3_ceil(max_pool_case("3x3 stride 2 pad 1 ceil", {{2, 2, 8, 7}, pool({3, 3}, {2, 2}, {1, 1}, true)}));
+OpCaseRegistrar reg_max_3x3_ceil(max_pool_case("3x3 stride 2 pad 1 ceil",
+                                                {{2, 2, 8, 7}, pool({3, 3}, {2, 2}, {1, 1}, true)}));
 OpCaseRegistrar reg_max_rect(max_pool_case("3x2 stride (2,1) pad (1,0)", {{1, 3, 7, 5}, pool({3, 2}, {2, 1}, {1, 0})}));
-OpCaseRegistrar reg_max_odd_ceil(max_pool_case("2x2 odd input ceil", {{2, 2, 5, 7}, pool({2, 2}, {0, 0}, {0, 0}, true)}));
+OpCaseRegistrar reg_max_odd_ceil(max_pool_case("2x2 odd input ceil",
+                                                {{2, 2, 5, 7}, pool({2, 2}, {0, 0}, {0, 0}, true)}));
 OpCaseRegistrar reg_max_bwd(max_pool_backward_case("3x3 stride 2 pad 1", {{2, 2, 7, 6}, pool({3, 3}, {2, 2}, {1, 1})}));
 OpCaseRegistrar reg_max_bwd_overlap(max_pool_backward_case("2x2 stride 1 (overlapping windows)",
                                                            {{1, 2, 5, 5}, pool({2, 2}, {1, 1})}));
@@ -310,8 +312,8 @@ TEST_CASE("max_pool2d routes the gradient to the first maximum of each window on
 
 TEST_CASE("pooling rejects bad shapes and options with messages naming the op") {
   const Tensor x = Tensor::zeros({2, 3, 4, 4});
-  CHECK_THROWS_WITH_AS(max_pool2d(x, pool({5, 5})), doctest::Contains("max_pool2d: kernel 5x5 is larger than the padded input 4x4"),
-                       Error);
+  CHECK_THROWS_WITH_AS(max_pool2d(x, pool({5, 5})),
+                       doctest::Contains("max_pool2d: kernel 5x5 is larger than the padded input 4x4"), Error);
   CHECK_THROWS_WITH_AS(avg_pool2d(x, pool({2, 2}, {2, 2}, {2, 2})),
                        doctest::Contains("avg_pool2d: padding must be at most half the kernel"), Error);
   CHECK_THROWS_WITH_AS(max_pool2d(Tensor::zeros({3, 4, 4}), pool({2, 2})), doctest::Contains("max_pool2d"), Error);
