@@ -16,6 +16,7 @@
 
 #include "augment/datasets.h"
 #include "engine/error.h"
+#include "tests/test_util.h"
 
 using namespace dmix;
 using namespace dmix::data;
@@ -23,19 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char pattern[] = "/tmp/dmix-datasets-XXXXXX";
-    REQUIRE(::mkdtemp(pattern) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
+using dmix::testing::TempDir;
 
 using Bytes = std::string;
 
