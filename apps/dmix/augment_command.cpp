@@ -221,19 +221,19 @@ void add_augment_command(CLI::App& app) {
       ->check(CLI::Range(int64_t(2), int64_t(64)))
       ->capture_default_str();
   cmd->add_option("--mix-alpha", o->alpha, "Dirichlet concentration (Beta(a, a) for mixup / cutmix)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   cmd->add_option("--mix-prob", o->prob, "Probability that the batch is mixed")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  cmd->add_option("--cutout-length", o->cutout_length, "Cutout square side")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--cutout-length", o->cutout_length, "Cutout square side")->check(positive())->capture_default_str();
   cmd->add_option("--saliency", o->saliency, "Saliency detector for saliency-dcutmix: spectral-residual or fine-grained")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for the batch order and the mixing draws")->capture_default_str();
   cmd->add_option("--out", o->out, "PNG file to write")->capture_default_str();
   cmd->add_option("--json", o->json, "Also write each sample's components and soft labels to this JSON file");
-  cmd->add_option("--count", o->count, "Samples to show and to list in --json")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--batch", o->batch, "Batch size the mixing draws its partners from")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--count", o->count, "Samples to show and to list in --json")->check(positive())->capture_default_str();
+  cmd->add_option("--batch", o->batch, "Batch size the mixing draws its partners from")->check(positive())->capture_default_str();
   cmd->add_option("--scale", o->scale, "Enlargement of each image in the grid")->check(CLI::Range(int64_t(1), int64_t(32)))->capture_default_str();
-  cmd->add_option("--columns", o->columns, "Tiles per row")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--columns", o->columns, "Tiles per row")->check(positive())->capture_default_str();
   on_run(cmd, [o] { return run_augment(*o); });
 }
 

@@ -151,7 +151,7 @@ void add_bench_command(CLI::App& app) {
   bench->require_subcommand(0, 1);
   auto mo = std::make_shared<ModelBenchOptions>();
   bench->add_option("--model", mo->model, "Model to time (training step, inference, HVP); without it use `bench ops`");
-  bench->add_option("--batch", mo->batch, "Batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  bench->add_option("--batch", mo->batch, "Batch size")->check(positive())->capture_default_str();
   bench->add_flag("--train", mo->train, "Time a training step (images/s)");
   bench->add_flag("--infer", mo->infer, "Time inference (images/s)");
   bench->add_flag("--hvp", mo->hvp, "Time a Hessian-vector product (ms)");
@@ -159,7 +159,7 @@ void add_bench_command(CLI::App& app) {
   bench->add_option("--num-classes", mo->classes, "Classes (default 1000 for ImageNet models, 100 otherwise)");
   bench->add_option("--in-channels", mo->channels, "Input channels")->capture_default_str();
   bench->add_option("--input-size", mo->size, "Input height = width (default 224 ImageNet models, 32 otherwise)");
-  bench->add_option("--threads", mo->threads, "CPU threads (default: all cores)")->check(CLI::PositiveNumber);
+  bench->add_option("--threads", mo->threads, "CPU threads (default: all cores)")->check(positive());
   bench->add_flag("--json", mo->json, "Print one JSON object with the PyTorch script's `models` keys");
   on_run(bench, [mo] {
     check(!mo->model.empty(), "bench", "give --model NAME, or use `dmix bench ops`");
@@ -183,7 +183,7 @@ void add_bench_command(CLI::App& app) {
   };
   auto opt = std::make_shared<Options>();
   ops->add_flag("--json", opt->json, "Print one JSON object with the PyTorch script's keys");
-  ops->add_option("--threads", opt->threads, "CPU threads (default: all cores)")->check(CLI::PositiveNumber);
+  ops->add_option("--threads", opt->threads, "CPU threads (default: all cores)")->check(positive());
   ops->add_option("--gemm", opt->gemm, "GEMM behind matmul and conv: openblas or handwritten")
       ->check(CLI::IsMember({"openblas", "handwritten"}));
   ops->add_option("--device", opt->device, "cpu (cuda once the CUDA op suite lands)");

@@ -2,8 +2,34 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 namespace dmix::app {
+
+// Number checks whose error says what is wrong in plain words (CLI11's own print
+// the full double range).
+inline CLI::Validator positive() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        try {
+          return std::stod(v) > 0 ? "" : "must be positive, got " + v;
+        } catch (...) {
+          return "must be a number, got " + v;
+        }
+      },
+      "POSITIVE");
+}
+inline CLI::Validator non_negative() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        try {
+          return std::stod(v) >= 0 ? "" : "must be zero or more, got " + v;
+        } catch (...) {
+          return "must be a number, got " + v;
+        }
+      },
+      "NON-NEGATIVE");
+}
 
 void add_bench_command(CLI::App& app);
 void add_train_command(CLI::App& app);

@@ -104,10 +104,10 @@ void add_model_commands(CLI::App& app) {
     cmd->add_option("--data", o->data, "Dataset folder");
     cmd->add_option("--num-classes", o->classes, "Classes (default: from the checkpoint)");
     cmd->add_option("--in-channels", o->channels, "Input channels (default: from the checkpoint)");
-    cmd->add_option("--batch", o->batch, "Batch size")->check(CLI::PositiveNumber)->capture_default_str();
-    cmd->add_option("--limit-test", o->limit, "Use only the first M test images")->check(CLI::PositiveNumber);
+    cmd->add_option("--batch", o->batch, "Batch size")->check(positive())->capture_default_str();
+    cmd->add_option("--limit-test", o->limit, "Use only the first M test images")->check(positive());
     cmd->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
-    cmd->add_option("--threads", o->threads, "CPU threads")->check(CLI::PositiveNumber);
+    cmd->add_option("--threads", o->threads, "CPU threads")->check(positive());
     cmd->add_flag("--json", o->json, "Print one JSON object");
     on_run(cmd, [o] {
       if (o->threads > 0) kernels::cpu::set_num_threads(o->threads);

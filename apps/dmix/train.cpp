@@ -367,26 +367,26 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--data", o->data, "Dataset folder (default for fashion-mnist: /usr/share/datasets/fashion-mnist)");
   cmd->add_option("--num-classes", o->num_classes, "Classes of the model head (default: the dataset's)");
   cmd->add_option("--in-channels", o->in_channels, "Input channels (default: the dataset's)");
-  cmd->add_option("--epochs", o->epochs, "Epochs")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--batch", o->batch, "Batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--lr", o->lr, "Base learning rate")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--epochs", o->epochs, "Epochs")->check(positive())->capture_default_str();
+  cmd->add_option("--batch", o->batch, "Batch size")->check(positive())->capture_default_str();
+  cmd->add_option("--lr", o->lr, "Base learning rate")->check(non_negative())->capture_default_str();
   cmd->add_option("--momentum", o->momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
-  cmd->add_option("--wd", o->weight_decay, "Weight decay (L2, all parameters)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--wd", o->weight_decay, "Weight decay (L2, all parameters)")->check(non_negative())->capture_default_str();
   cmd->add_option("--nesterov", o->nesterov, "Nesterov momentum (true/false)")->capture_default_str();
   cmd->add_option("--optimizer", o->optimizer, "sgd or adam")->check(CLI::IsMember({"sgd", "adam"}))->capture_default_str();
   cmd->add_option("--schedule", o->schedule, "constant, cosine[:min_lr] or multistep:m1,m2 (fractions of --epochs allowed)")
       ->capture_default_str();
-  cmd->add_option("--warmup", o->warmup, "Linear warm-up epochs")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--warmup", o->warmup, "Linear warm-up epochs")->check(non_negative());
   cmd->add_option("--label-smoothing", o->label_smoothing, "Label smoothing")->check(CLI::Range(0.0, 0.999));
   cmd->add_option("--seed", o->seed, "Seed for initialisation, order, augmentation and dropout")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_option("--out", o->out, "Output folder: last.safetensors, best.safetensors, metrics.jsonl")->capture_default_str();
   cmd->add_option("--resume", o->resume, "Continue from a checkpoint written by dmix train (e.g. OUT/last.safetensors)");
-  cmd->add_option("--limit-train", o->limit_train, "Use only the first N training images")->check(CLI::PositiveNumber);
-  cmd->add_option("--limit-test", o->limit_test, "Use only the first M test images")->check(CLI::PositiveNumber);
+  cmd->add_option("--limit-train", o->limit_train, "Use only the first N training images")->check(positive());
+  cmd->add_option("--limit-test", o->limit_test, "Use only the first M test images")->check(positive());
   cmd->add_option("--subset", o->subset, "Train on the dataset indices listed in this file (one per line)");
-  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(CLI::PositiveNumber);
-  cmd->add_option("--workers", o->workers, "Data-loader threads")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(positive());
+  cmd->add_option("--workers", o->workers, "Data-loader threads")->check(non_negative())->capture_default_str();
   cmd->add_flag("--no-augment", o->no_augment, "Train without random crop and flip");
   cmd->add_option("--mix", o->mix, "none, cutout, mixup, cutmix, dmixup, dcutmix or saliency-dcutmix")
       ->capture_default_str();
@@ -394,15 +394,15 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::Range(int64_t(2), int64_t(64)))
       ->capture_default_str();
   cmd->add_option("--mix-alpha", o->mix_alpha, "Dirichlet concentration (Beta(a, a) for mixup / cutmix)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   cmd->add_option("--mix-prob", o->mix_prob, "Probability that a batch is mixed")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  cmd->add_option("--cutout-length", o->cutout_length, "Cutout square side")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--cutout-length", o->cutout_length, "Cutout square side")->check(positive())->capture_default_str();
   cmd->add_option("--saliency", o->saliency, "Saliency detector for saliency-dcutmix: spectral-residual or fine-grained")
       ->capture_default_str();
   cmd->add_option("--preset", o->preset, "A paper recipe (flags given explicitly win): " + preset_list());
   cmd->add_option("--stop-after", o->stop_after, "Stop after this many epochs of this run (resume later with --resume)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_flag("--quiet", o->quiet, "Only print the final line");
   on_run(cmd, [o, cmd] {
     if (!o->preset.empty()) apply_preset(*o, o->preset, [cmd](const std::string& flag) { return cmd->count(flag) > 0; });
