@@ -258,17 +258,10 @@ T* column_buffer(const Conv2dGeometry& g, const Layout& L, int64_t rows) {
   return L.image_is_col ? nullptr : thread_buffer<T>(L.CgRS * rows * L.Q + frame_size(g, rows));
 }
 
-template <class T>
-void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  const Layout L(g);
-  const bool parallel_images = batch_parallel(g);
-  const int64_t rows = band_rows<T>(L, parallel_images);
-  auto image = [&](int64_t n, T* col) {
-    for (int64_t grp = 0; grp < g.groups; ++grp)
-      forward_image(g, L, rows, x + (n * g.C + grp * L.Cg) * L.HW, w + grp * L.Kg * L.CgRS, col,
-                    y + (n * g.K + grp * L.Kg) * L.PQ);
-    if (bias) add_bias(bias, g.K, L.PQ, y + n * g.K * L.PQ);
-  };
+// Runs image(n, col) for every image n: across threads (each with its own column buffer)
+// when the batch is split, otherwise one after another with a single buffer.
+template <class T, class ImageFn>
+void for_each_image(const Conv2dGeometry& g, const Layout& L, int64_t rows, bool parallel_images, ImageFn&& image) {
   if (parallel_images) {
 #pragma omp parallel
     {
@@ -283,6 +276,20 @@ void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias
 }
 
 template <class T>
+void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const Layout L(g);
+  const bool parallel_images = batch_parallel(g);
+  const int64_t rows = band_rows<T>(L, parallel_images);
+  auto image = [&](int64_t n, T* col) {
+    for (int64_t grp = 0; grp < g.groups; ++grp)
+      forward_image(g, L, rows, x + (n * g.C + grp * L.Cg) * L.HW, w + grp * L.Kg * L.CgRS, col,
+                    y + (n * g.K + grp * L.Kg) * L.PQ);
+    if (bias) add_bias(bias, g.K, L.PQ, y + n * g.K * L.PQ);
+  };
+  for_each_image<T>(g, L, rows, parallel_images, image);
+}
+
+template <class T>
 void backward_input_gemm(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   const Layout L(g);
   const bool parallel_images = batch_parallel(g);
@@ -292,17 +299,7 @@ void backward_input_gemm(const Conv2dGeometry& g, const T* gy, const T* w, T* gx
       backward_input_image(g, L, rows, gy + (n * g.K + grp * L.Kg) * L.PQ, w + grp * L.Kg * L.CgRS, col,
                            gx + (n * g.C + grp * L.Cg) * L.HW);
   };
-  if (parallel_images) {
-#pragma omp parallel
-    {
-      T* col = column_buffer<T>(g, L, rows);
-#pragma omp for schedule(static)
-      for (int64_t n = 0; n < g.N; ++n) image(n, col);
-    }
-  } else {
-    T* col = column_buffer<T>(g, L, rows);
-    for (int64_t n = 0; n < g.N; ++n) image(n, col);
-  }
+  for_each_image<T>(g, L, rows, parallel_images, image);
 }
 
 template <class T>
