@@ -78,25 +78,48 @@ DataLoader::DataLoader(const Dataset& dataset, LoaderOptions options) : options_
   const char* op = "DataLoader";
   images_ = dataset.images;
   labels_ = dataset.labels;
+  source_ = dataset.source;
   num_classes_ = dataset.num_classes;
   dataset_name_ = dataset.name;
-  check(images_.defined() && labels_.defined(), op, "dataset '", dataset_name_, "' has no images or labels");
-  check(images_.dtype() == DType::u8 && images_.dim() == 4 && images_.is_cpu(), op,
-        "expects images as u8 (N, C, H, W) on cpu, got ", images_.str());
+  check(!(images_.defined() && source_), op, "dataset '", dataset_name_,
+        "' has both images in memory and an image source; give it one");
+  check((images_.defined() || source_) && labels_.defined(), op, "dataset '", dataset_name_,
+        "' has no images or labels");
   check(labels_.dtype() == DType::i64 && labels_.dim() == 1 && labels_.is_cpu(), op,
         "expects labels as i64 (N) on cpu, got ", labels_.str());
-  const int64_t n = images_.size(0);
+  int64_t n = 0;
+  if (source_) {
+    n = source_->size();
+    C_ = source_->channels();
+    check(C_ > 0, op, "dataset '", dataset_name_, "' has images of ", C_, " channels");
+  } else {
+    check(images_.dtype() == DType::u8 && images_.dim() == 4 && images_.is_cpu(), op,
+          "expects images as u8 (N, C, H, W) on cpu, got ", images_.str());
+    n = images_.size(0);
+    C_ = images_.size(1);
+    H_ = images_.size(2);
+    W_ = images_.size(3);
+  }
   check(labels_.size(0) == n, op, "dataset '", dataset_name_, "' has ", n, " images but ", labels_.size(0),
         " labels");
   check(num_classes_ > 0, op, "dataset '", dataset_name_, "' has num_classes ", num_classes_);
-  C_ = images_.size(1);
-  H_ = images_.size(2);
-  W_ = images_.size(3);
   check(options_.batch_size > 0, op, "batch_size must be > 0, got ", options_.batch_size);
   check(options_.num_workers >= 0, op, "num_workers must be >= 0, got ", options_.num_workers);
   check(options_.prefetch >= 1, op, "prefetch must be >= 1, got ", options_.prefetch);
-  options_.pipeline.validate(C_, H_, W_);
-  std::tie(out_h_, out_w_) = options_.pipeline.output_hw(H_, W_);
+  if (source_) {
+    const Pipeline& p = options_.pipeline;
+    check(p.random_resized_crop.enabled || p.resize_center_crop.enabled, op, "the images of dataset '",
+          dataset_name_, "' differ in size, so the pipeline must resize them (random_resized_crop or ",
+          "resize_center_crop), got ", p.str());
+    // Any image size checks the settings; each decoded image is checked again with its own.
+    const int64_t side = std::max<int64_t>(
+        1, p.resize_center_crop.enabled ? p.resize_center_crop.resize : p.random_resized_crop.size);
+    p.validate(C_, side, side);
+    std::tie(out_h_, out_w_) = p.output_hw(side, side);
+  } else {
+    options_.pipeline.validate(C_, H_, W_);
+    std::tie(out_h_, out_w_) = options_.pipeline.output_hw(H_, W_);
+  }
 
   if (options_.subset) {
     validate_subset(*options_.subset, n, "subset");
@@ -159,7 +182,7 @@ void DataLoader::assemble(int64_t b, Batch& out) const {
   batch.images = Tensor::empty({count, C_, out_h_, out_w_}, DType::f32);
   batch.labels = Tensor::empty({count}, DType::i64);
   batch.indices = Tensor::empty({count}, DType::i64);
-  const uint8_t* src = images_.data<uint8_t>();
+  const uint8_t* src = source_ ? nullptr : images_.data<uint8_t>();
   const int64_t* labels = labels_.data<int64_t>();
   float* dst = batch.images.data<float>();
   int64_t* out_labels = batch.labels.data<int64_t>();
@@ -170,11 +193,27 @@ void DataLoader::assemble(int64_t b, Batch& out) const {
     check(label >= 0 && label < num_classes_, "labels", "sample ", i, " of dataset '", dataset_name_,
           "' has label ", label, ", outside [0, ", num_classes_, ")");
     SampleRng rng(options_.seed, static_cast<uint64_t>(epoch_), static_cast<uint64_t>(i));
-    apply(options_.pipeline, src + i * in_stride, C_, H_, W_, dst + k * out_stride, out_h_, out_w_, rng);
+    if (source_) {
+      apply_decoded(i, dst + k * out_stride, rng);
+    } else {
+      apply(options_.pipeline, src + i * in_stride, C_, H_, W_, dst + k * out_stride, out_h_, out_w_, rng);
+    }
     out_labels[k] = label;
     out_indices[k] = i;
   }
   out = std::move(batch);
+}
+
+void DataLoader::apply_decoded(int64_t i, float* dst, SampleRng& rng) const {
+  const Tensor image = source_->decode(i);
+  check(image.dtype() == DType::u8 && image.dim() == 3 && image.is_cpu() && image.size(0) == C_, "DataLoader",
+        "image ", i, " (", source_->describe(i), ") decoded to ", image.str(), ", expected u8 (", C_,
+        ", H, W) on cpu");
+  try {
+    apply(options_.pipeline, image.data<uint8_t>(), C_, image.size(1), image.size(2), dst, out_h_, out_w_, rng);
+  } catch (const Error& e) {
+    fail("DataLoader", "image ", i, " (", source_->describe(i), "): ", e.what());
+  }
 }
 
 std::exception_ptr DataLoader::failure(int64_t b, std::exception_ptr e) const {

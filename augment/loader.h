@@ -9,6 +9,12 @@
 // Which worker assembles batch b does not matter, so batches are bit-identical for any
 // num_workers, 0 (assembled synchronously inside next()) included.
 //
+// Datasets with an image source (image folders) are decoded here, per sample, by the
+// thread that assembles the batch, so only the batches in flight are ever in memory.
+// Their images differ in size, so the pipeline must make one size of them all
+// (random_resized_crop or resize_center_crop). A file that fails to decode fails its
+// batch like any other error below, with the file named.
+//
 // Threads: num_workers std::threads per epoch claim batch numbers in increasing order,
 // at most num_workers * prefetch batches ahead of the one next() hands out. Starting a
 // new epoch cancels and joins the old epoch's workers; so does the destructor. A failure
@@ -20,6 +26,7 @@
 #include <cstdint>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -54,8 +61,8 @@ class DataLoader {
  public:
   static constexpr uint64_t kShuffleDomain = 0xBB67AE8584CAA73Bull;  // frac(sqrt(3)) bits
 
-  // Keeps its own handles to the dataset's tensors (shared storage, no copy), so the
-  // Dataset object may go away before the loader does.
+  // Keeps its own handles to the dataset's tensors and image source (shared, no copy),
+  // so the Dataset object may go away before the loader does.
   DataLoader(const Dataset& dataset, LoaderOptions options);
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;
@@ -85,12 +92,14 @@ class DataLoader {
   void stop_workers();
   void worker_loop();
   void assemble(int64_t b, Batch& out) const;
+  void apply_decoded(int64_t i, float* dst, SampleRng& rng) const;  // decodes sample i, runs the pipeline
   std::exception_ptr failure(int64_t b, std::exception_ptr e) const;
 
   Tensor images_, labels_;
+  std::shared_ptr<const ImageSource> source_;  // set instead of images_ for decoded datasets
   int64_t num_classes_ = 0;
   std::string dataset_name_;
-  int64_t C_ = 0, H_ = 0, W_ = 0, out_h_ = 0, out_w_ = 0;
+  int64_t C_ = 0, H_ = 0, W_ = 0, out_h_ = 0, out_w_ = 0;  // H_, W_: 0 with a source
   LoaderOptions options_;
   std::vector<int64_t> base_order_;  // subset or 0..N-1
 

@@ -1,7 +1,12 @@
-// Batch mixing on the CPU: the method's draws from the Generator (in the order mixing.h
-// lists), then per-sample pasting or blending into a copy of the batch, then soft targets
-// from the components. Samples are independent once the draws are made, so the per-sample
-// loops run in parallel without changing any result.
+// Batch mixing: the method's draws from the Generator (in the order mixing.h lists) and
+// the geometry that follows from them are made on the host for a batch on either device
+// and written down as a MixPlan: per output sample, which images it is made of, with what
+// blend weights or boxes, and its label components. The pixel work then runs where the
+// batch lives: the loops below on the CPU (samples are independent once the plan is made,
+// so they run in parallel without changing any result), kernels/cuda/mixing.h on a GPU.
+// Both compute each pixel by the same operations (a copy, or the same chain of rounded
+// products and fused multiply-adds), so a CPU and a CUDA batch mixed from the same
+// generator state come out identical. Soft targets are built on the host from the plan.
 #include "augment/mixing.h"
 
 #include <algorithm>
@@ -11,6 +16,8 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "kernels/cuda/mixing.h"
+#include "kernels/cuda/runtime.h"
 
 namespace dmix::data {
 namespace {
@@ -26,24 +33,29 @@ std::string canonical(const std::string& name) {
   return s;
 }
 
-void validate(const Tensor& images, const Tensor& labels, const Tensor& indices, int64_t num_classes,
-              const MixOptions& o) {
+// Checks the inputs and options; returns the labels, read on the host.
+std::vector<int64_t> validate(const Tensor& images, const Tensor& labels, const Tensor& indices, int64_t num_classes,
+                              const MixOptions& o) {
   check(images.defined() && labels.defined(), kOp, "images and labels must be defined");
-  if (images.is_cuda()) fail(kOp, "mixing on CUDA is not implemented yet");
-  check(images.is_cpu() && labels.is_cpu() && (!indices.defined() || indices.is_cpu()), kOp,
-        "expects CPU tensors, got images ", images.str(), ", labels ", labels.str());
   check(images.dtype() == DType::f32 && images.dim() == 4, kOp, "images must be f32 (B, C, H, W), got ",
         images.str());
+  // Labels and indices are B numbers read on the host: on the CPU (as the loader gives
+  // them) or on the images' device.
+  const Device device = images.device();
+  check((labels.is_cpu() || labels.device() == device) && (!indices.defined() || indices.is_cpu() ||
+                                                            indices.device() == device),
+        kOp, "labels and indices must be on the CPU or on the images' device, got images ", images.str(),
+        ", labels ", labels.str(), indices.defined() ? ", indices " + indices.str() : std::string());
   const int64_t B = images.size(0);
   check(labels.dtype() == DType::i64 && labels.shape() == Shape{B}, kOp, "labels must be i64 (", B, "), got ",
         labels.str());
   check(!indices.defined() || (indices.dtype() == DType::i64 && indices.shape() == Shape{B}), kOp,
         "indices must be i64 (", B, ") or undefined, got ", indices.defined() ? indices.str() : "");
   check(num_classes > 0, kOp, "num_classes must be > 0, got ", num_classes);
-  const int64_t* lab = labels.data<int64_t>();
+  const std::vector<int64_t> lab = labels.to_vector<int64_t>();
   for (int64_t b = 0; b < B; ++b)
-    check(lab[b] >= 0 && lab[b] < num_classes, kOp, "label ", lab[b], " of sample ", b, " is outside [0, ",
-          num_classes, ")");
+    check(lab[static_cast<size_t>(b)] >= 0 && lab[static_cast<size_t>(b)] < num_classes, kOp, "label ",
+          lab[static_cast<size_t>(b)], " of sample ", b, " is outside [0, ", num_classes, ")");
   check(o.prob >= 0.0 && o.prob <= 1.0, kOp, "prob must be in [0, 1], got ", o.prob);
   check(o.label_smoothing >= 0.0 && o.label_smoothing < 1.0, kOp, "label_smoothing must be in [0, 1), got ",
         o.label_smoothing);
@@ -63,15 +75,20 @@ void validate(const Tensor& images, const Tensor& labels, const Tensor& indices,
     check(o.mean.size() == o.std.size() && (o.mean.empty() || static_cast<int64_t>(o.mean.size()) == C), kOp,
           "mean and std must both be empty or have ", C, " entries, got ", o.mean.size(), " and ", o.std.size());
   }
+  return lab;
 }
 
-// Copies box `box` of every channel of src into the same place in dst (both C x H x W).
+// Copies box `box` of every channel of src into the same place in dst (both C x H x W);
+// a null src pastes zeros.
 void paste_box(const float* src, float* dst, int64_t C, int64_t H, int64_t W, const PatchBox& box) {
   if (box.height <= 0 || box.width <= 0) return;
   for (int64_t c = 0; c < C; ++c)
     for (int64_t y = box.top; y < box.top + box.height; ++y) {
       const int64_t at = (c * H + y) * W + box.left;
-      std::memcpy(dst + at, src + at, static_cast<size_t>(box.width) * sizeof(float));
+      if (src)
+        std::memcpy(dst + at, src + at, static_cast<size_t>(box.width) * sizeof(float));
+      else
+        std::fill_n(dst + at, box.width, 0.0f);
     }
 }
 
@@ -214,57 +231,85 @@ Tensor smooth_targets(const Tensor& targets, double epsilon) {
   return out;
 }
 
-MixedBatch mix_batch(const Tensor& images, const Tensor& labels, const Tensor& indices, int64_t num_classes,
-                     const MixOptions& o, Generator& gen) {
-  validate(images, labels, indices, num_classes, o);
-  autograd::NoGradGuard no_grad;
-  const int64_t B = images.size(0), C = images.size(1), H = images.size(2), W = images.size(3);
+namespace {
+
+// What one batch's draws decided, for either device.
+struct MixPlan {
+  bool mixed = false;
+  // How the pixels of output sample b are made from its K sources source[b K + k]:
+  //   Copy   K = 1, the sample itself;
+  //   Blend  out = w_0 x_0, then out = fma(w_k, x_k, out) for k = 1 .. K-1, in float, with
+  //          w = weight[b K ..] (kernels/cuda/mixing.h: mix_blend);
+  //   Paste  source 0, then box j of boxes[b (K-1) + j] pasted from source j + 1 over it,
+  //          for j = 0 .. K-2 in order; source -1 is an all-zero image (mix_paste).
+  enum class Pixels { Copy, Blend, Paste } pixels = Pixels::Copy;
+  int64_t K = 1;
+  std::vector<int64_t> source;
+  std::vector<float> weight;
+  std::vector<PatchBox> boxes;
+  // Per sample, the label components, anchor first: (batch position, weight).
+  std::vector<std::vector<std::pair<int64_t, double>>> parts;
+};
+
+// Saliency peak (row, column) of every image of the batch, on the host copy `src`: each
+// permutation of Saliency-DCutMix uses all of them.
+std::vector<std::pair<int64_t, int64_t>> saliency_peaks(const float* src, int64_t B, int64_t C, int64_t H, int64_t W,
+                                                        const MixOptions& o) {
   const int64_t CHW = C * H * W, HW = H * W;
-  const bool parallel = B * CHW >= kParallelFloats;
-  const std::vector<int64_t> label = labels.to_vector<int64_t>();
-  std::vector<int64_t> index(static_cast<size_t>(B));
-  if (indices.defined()) {
-    index = indices.to_vector<int64_t>();
-  } else {
-    for (int64_t b = 0; b < B; ++b) index[static_cast<size_t>(b)] = b;
+  std::vector<std::pair<int64_t, int64_t>> peak(static_cast<size_t>(B));
+#pragma omp parallel for schedule(dynamic) if (B > 1)
+  for (int64_t b = 0; b < B; ++b) {
+    // Saliency looks at the picture, not at the normalised network input.
+    std::vector<float> plain(src + b * CHW, src + (b + 1) * CHW);
+    if (!o.mean.empty())
+      for (int64_t c = 0; c < C; ++c) {
+        const float scale = o.std[static_cast<size_t>(c)], shift = o.mean[static_cast<size_t>(c)];
+        for (int64_t i = 0; i < HW; ++i) plain[static_cast<size_t>(c * HW + i)] = plain[static_cast<size_t>(c * HW + i)] * scale + shift;
+      }
+    peak[static_cast<size_t>(b)] = argmax_pixel(saliency_map(o.detector, plain.data(), C, H, W), H, W);
   }
-  auto component = [&](int64_t position, double weight) {
-    return MixComponent{index[static_cast<size_t>(position)], label[static_cast<size_t>(position)], weight};
-  };
+  return peak;
+}
 
-  MixedBatch out;
-  out.images = Tensor::empty(images.shape(), DType::f32);
-  const float* src = images.data<float>();
-  float* dst = out.images.data<float>();
-  std::memcpy(dst, src, static_cast<size_t>(B * CHW) * sizeof(float));
-  out.components.resize(static_cast<size_t>(B));
+// The draws, in the order mixing.h lists, and everything that follows from them.
+// host_images() gives the batch on the host; only Saliency-DCutMix calls it.
+template <class HostImages>
+MixPlan plan_mix(const MixOptions& o, int64_t B, int64_t C, int64_t H, int64_t W, Generator& gen,
+                 HostImages&& host_images) {
+  const int64_t HW = H * W;
+  MixPlan plan;
+  plan.parts.resize(static_cast<size_t>(B));
+  auto part = [&](int64_t b) -> std::vector<std::pair<int64_t, double>>& { return plan.parts[static_cast<size_t>(b)]; };
 
-  out.mixed = o.method != MixMethod::None && gen.uniform_scalar() < o.prob;
-  if (!out.mixed) {
-    for (int64_t b = 0; b < B; ++b) out.components[static_cast<size_t>(b)] = {component(b, 1.0)};
+  plan.mixed = o.method != MixMethod::None && gen.uniform_scalar() < o.prob;
+  if (!plan.mixed) {
+    for (int64_t b = 0; b < B; ++b) {
+      plan.source.push_back(b);
+      part(b) = {{b, 1.0}};
+    }
   } else if (o.method == MixMethod::Cutout) {
     const std::vector<int64_t> rows = gen.randint({B}, 0, H).to_vector<int64_t>();
     const std::vector<int64_t> cols = gen.randint({B}, 0, W).to_vector<int64_t>();
-#pragma omp parallel for schedule(static) if (parallel)
+    plan.pixels = MixPlan::Pixels::Paste;
+    plan.K = 2;
     for (int64_t b = 0; b < B; ++b) {
-      const PatchBox box = centred_clipped_box(H, W, o.cutout_length, o.cutout_length, rows[static_cast<size_t>(b)],
-                                               cols[static_cast<size_t>(b)]);
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t y = box.top; y < box.top + box.height; ++y)
-          std::fill_n(dst + b * CHW + (c * H + y) * W + box.left, box.width, 0.0f);
+      plan.source.insert(plan.source.end(), {b, -1});
+      plan.boxes.push_back(centred_clipped_box(H, W, o.cutout_length, o.cutout_length, rows[static_cast<size_t>(b)],
+                                               cols[static_cast<size_t>(b)]));
+      part(b) = {{b, 1.0}};
     }
-    for (int64_t b = 0; b < B; ++b) out.components[static_cast<size_t>(b)] = {component(b, 1.0)};
   } else if (o.method == MixMethod::Mixup) {
     const double lam = gen.beta_scalar(o.alpha, o.alpha);
     const std::vector<int64_t> perm = draw_permutation(gen, B);
-    const float a = static_cast<float>(lam), c = static_cast<float>(1.0 - lam);
-#pragma omp parallel for schedule(static) if (parallel)
+    plan.pixels = MixPlan::Pixels::Blend;
+    plan.K = 2;
     for (int64_t b = 0; b < B; ++b) {
-      const float* other = src + perm[static_cast<size_t>(b)] * CHW;
-      for (int64_t i = 0; i < CHW; ++i) dst[b * CHW + i] = a * src[b * CHW + i] + c * other[i];
+      const int64_t other = perm[static_cast<size_t>(b)];
+      // Pixels as fma(lam, x, (1 - lam) x[perm]): the partner's product is rounded first.
+      plan.source.insert(plan.source.end(), {other, b});
+      plan.weight.insert(plan.weight.end(), {static_cast<float>(1.0 - lam), static_cast<float>(lam)});
+      part(b) = {{b, lam}, {other, 1.0 - lam}};
     }
-    for (int64_t b = 0; b < B; ++b)
-      out.components[static_cast<size_t>(b)] = {component(b, lam), component(perm[static_cast<size_t>(b)], 1.0 - lam)};
   } else if (o.method == MixMethod::CutMix) {
     const double lam = gen.beta_scalar(o.alpha, o.alpha);
     const std::vector<int64_t> perm = draw_permutation(gen, B);
@@ -274,13 +319,16 @@ MixedBatch mix_batch(const Tensor& images, const Tensor& labels, const Tensor& i
     const int64_t cut_h = static_cast<int64_t>(std::floor(static_cast<double>(H) * cut));
     const int64_t cut_w = static_cast<int64_t>(std::floor(static_cast<double>(W) * cut));
     const PatchBox box = centred_clipped_box(H, W, cut_h, cut_w, cy, cx);
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t b = 0; b < B; ++b) paste_box(src + perm[static_cast<size_t>(b)] * CHW, dst + b * CHW, C, H, W, box);
     // The label follows the pixels actually pasted, not the drawn lambda (CutMix issue #1).
     const double pasted = static_cast<double>(box.area()) / static_cast<double>(HW);
-    for (int64_t b = 0; b < B; ++b)
-      out.components[static_cast<size_t>(b)] = {component(b, 1.0 - pasted),
-                                                component(perm[static_cast<size_t>(b)], pasted)};
+    plan.pixels = MixPlan::Pixels::Paste;
+    plan.K = 2;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t other = perm[static_cast<size_t>(b)];
+      plan.source.insert(plan.source.end(), {b, other});
+      plan.boxes.push_back(box);
+      part(b) = {{b, 1.0 - pasted}, {other, pasted}};
+    }
   } else {
     // DMixup, DCutMix, Saliency-DCutMix: K-1 shared permutations, per-sample proportions.
     const int64_t K = o.k;
@@ -293,76 +341,157 @@ MixedBatch mix_batch(const Tensor& images, const Tensor& labels, const Tensor& i
     auto proportions = [&](int64_t b) {
       return std::vector<double>(pi_all.begin() + b * K, pi_all.begin() + (b + 1) * K);
     };
-    std::vector<std::vector<double>> weights(static_cast<size_t>(B));
+    plan.K = K;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t k = 0; k < K; ++k) plan.source.push_back(source(b, k));
 
+    std::vector<std::vector<double>> weights(static_cast<size_t>(B));
     if (o.method == MixMethod::DMixup) {
-#pragma omp parallel for schedule(static) if (parallel)
+      plan.pixels = MixPlan::Pixels::Blend;
       for (int64_t b = 0; b < B; ++b) {
-        const std::vector<double> pi = proportions(b);
-        float* d = dst + b * CHW;
-        for (int64_t k = 0; k < K; ++k) {
-          const float w = static_cast<float>(pi[static_cast<size_t>(k)]);
-          const float* s = src + source(b, k) * CHW;
-          if (k == 0) {
-            for (int64_t i = 0; i < CHW; ++i) d[i] = w * s[i];
-          } else {
-            for (int64_t i = 0; i < CHW; ++i) d[i] += w * s[i];
-          }
-        }
-        weights[static_cast<size_t>(b)] = pi;
+        weights[static_cast<size_t>(b)] = proportions(b);
+        for (double p : weights[static_cast<size_t>(b)]) plan.weight.push_back(static_cast<float>(p));
       }
     } else if (o.method == MixMethod::DCutMix) {
       const std::vector<double> offsets = gen.uniform({K - 1, B, 2}, 0.0, 1.0, DType::f64).to_vector<double>();
-#pragma omp parallel for schedule(static) if (parallel)
+      plan.pixels = MixPlan::Pixels::Paste;
       for (int64_t b = 0; b < B; ++b) {
         std::vector<double> u(static_cast<size_t>(2 * (K - 1)));
         for (int64_t k = 0; k + 1 < K; ++k)
           for (int64_t j = 0; j < 2; ++j)
             u[static_cast<size_t>(2 * k + j)] = offsets[static_cast<size_t>((k * B + b) * 2 + j)];
         const std::vector<PatchBox> boxes = dcutmix_boxes(proportions(b), H, W, u);
-        for (int64_t k = 0; k + 1 < K; ++k)
-          paste_box(src + source(b, k + 1) * CHW, dst + b * CHW, C, H, W, boxes[static_cast<size_t>(k)]);
+        plan.boxes.insert(plan.boxes.end(), boxes.begin(), boxes.end());
         weights[static_cast<size_t>(b)] = ring_weights(boxes, H, W);
       }
     } else {
-      // The peak of every image of the batch: each permutation uses all of them.
-      std::vector<std::pair<int64_t, int64_t>> peak(static_cast<size_t>(B));
-#pragma omp parallel for schedule(dynamic) if (B > 1)
-      for (int64_t b = 0; b < B; ++b) {
-        // Saliency looks at the picture, not at the normalised network input.
-        std::vector<float> plain(src + b * CHW, src + (b + 1) * CHW);
-        if (!o.mean.empty())
-          for (int64_t c = 0; c < C; ++c) {
-            const float scale = o.std[static_cast<size_t>(c)], shift = o.mean[static_cast<size_t>(c)];
-            for (int64_t i = 0; i < HW; ++i) plain[static_cast<size_t>(c * HW + i)] = plain[static_cast<size_t>(c * HW + i)] * scale + shift;
-          }
-        peak[static_cast<size_t>(b)] = argmax_pixel(saliency_map(o.detector, plain.data(), C, H, W), H, W);
-      }
-#pragma omp parallel for schedule(static) if (parallel)
+      const std::vector<std::pair<int64_t, int64_t>> peak = saliency_peaks(host_images(), B, C, H, W, o);
+      plan.pixels = MixPlan::Pixels::Paste;
       for (int64_t b = 0; b < B; ++b) {
         std::vector<std::pair<int64_t, int64_t>> peaks;
         for (int64_t k = 1; k < K; ++k) peaks.push_back(peak[static_cast<size_t>(source(b, k))]);
         const std::vector<PatchBox> boxes = saliency_dcutmix_boxes(proportions(b), H, W, peaks);
-        for (int64_t k = 0; k + 1 < K; ++k)
-          paste_box(src + source(b, k + 1) * CHW, dst + b * CHW, C, H, W, boxes[static_cast<size_t>(k)]);
+        plan.boxes.insert(plan.boxes.end(), boxes.begin(), boxes.end());
         weights[static_cast<size_t>(b)] = ring_weights(boxes, H, W);
       }
     }
-    for (int64_t b = 0; b < B; ++b) {
-      auto& comps = out.components[static_cast<size_t>(b)];
+    for (int64_t b = 0; b < B; ++b)
       for (int64_t k = 0; k < K; ++k)
-        comps.push_back(component(source(b, k), weights[static_cast<size_t>(b)][static_cast<size_t>(k)]));
+        part(b).push_back({source(b, k), weights[static_cast<size_t>(b)][static_cast<size_t>(k)]});
+  }
+  return plan;
+}
+
+// The plan's pixels for a batch on the CPU: src and dst (B, C, H, W), not overlapping.
+void mix_pixels_cpu(const MixPlan& plan, const float* src, float* dst, int64_t B, int64_t C, int64_t H, int64_t W) {
+  const int64_t CHW = C * H * W, K = plan.K;
+  const bool parallel = B * CHW >= kParallelFloats;
+  auto image = [&](int64_t b, int64_t k) -> const float* {
+    const int64_t s = plan.source[static_cast<size_t>(b * K + k)];
+    return s < 0 ? nullptr : src + s * CHW;
+  };
+  switch (plan.pixels) {
+    case MixPlan::Pixels::Copy:
+      std::memcpy(dst, src, static_cast<size_t>(B * CHW) * sizeof(float));
+      break;
+    case MixPlan::Pixels::Blend:
+#pragma omp parallel for schedule(static) if (parallel)
+      for (int64_t b = 0; b < B; ++b) {
+        float* d = dst + b * CHW;
+        const float* w = plan.weight.data() + b * K;
+        const float* s0 = image(b, 0);
+        for (int64_t i = 0; i < CHW; ++i) d[i] = w[0] * s0[i];
+        // std::fma, not a * b + c: the rounding is then the one the CUDA kernel does,
+        // whatever the compiler would have contracted.
+        for (int64_t k = 1; k < K; ++k) {
+          const float wk = w[k];
+          const float* s = image(b, k);
+          for (int64_t i = 0; i < CHW; ++i) d[i] = std::fma(wk, s[i], d[i]);
+        }
+      }
+      break;
+    case MixPlan::Pixels::Paste:
+#pragma omp parallel for schedule(static) if (parallel)
+      for (int64_t b = 0; b < B; ++b) {
+        float* d = dst + b * CHW;
+        const float* anchor = image(b, 0);
+        if (anchor)
+          std::memcpy(d, anchor, static_cast<size_t>(CHW) * sizeof(float));
+        else
+          std::fill_n(d, CHW, 0.0f);
+        for (int64_t j = 0; j + 1 < K; ++j)
+          paste_box(image(b, j + 1), d, C, H, W, plan.boxes[static_cast<size_t>(b * (K - 1) + j)]);
+      }
+      break;
+  }
+}
+
+// The same on a CUDA device: one small upload of the plan's table, one kernel.
+void mix_pixels_cuda(const MixPlan& plan, const float* src, float* dst, int64_t B, int64_t C, int64_t H, int64_t W,
+                     int device) {
+  const int64_t CHW = C * H * W, K = plan.K;
+  switch (plan.pixels) {
+    case MixPlan::Pixels::Copy:
+      kernels::cuda::copy_device_to_device(dst, src, static_cast<size_t>(B * CHW) * sizeof(float), device);
+      break;
+    case MixPlan::Pixels::Blend:
+      kernels::cuda::mix_blend(src, B, CHW, K, plan.source.data(), plan.weight.data(), dst, device);
+      break;
+    case MixPlan::Pixels::Paste: {
+      std::vector<int64_t> boxes;
+      boxes.reserve(plan.boxes.size() * 4);
+      for (const PatchBox& box : plan.boxes) boxes.insert(boxes.end(), {box.top, box.left, box.height, box.width});
+      kernels::cuda::mix_paste(src, B, C, H, W, K, plan.source.data(), boxes.data(), dst, device);
+      break;
     }
   }
+}
 
+}  // namespace
+
+MixedBatch mix_batch(const Tensor& images, const Tensor& labels, const Tensor& indices, int64_t num_classes,
+                     const MixOptions& o, Generator& gen) {
+  const std::vector<int64_t> label = validate(images, labels, indices, num_classes, o);
+  autograd::NoGradGuard no_grad;
+  const int64_t B = images.size(0), C = images.size(1), H = images.size(2), W = images.size(3);
+  std::vector<int64_t> index(static_cast<size_t>(B));
+  if (indices.defined()) {
+    index = indices.to_vector<int64_t>();
+  } else {
+    for (int64_t b = 0; b < B; ++b) index[static_cast<size_t>(b)] = b;
+  }
+
+  // Saliency is computed on the host (augment/saliency.h): a CUDA batch is copied over
+  // for it, and only for it.
+  Tensor host_copy;
+  auto host_images = [&]() -> const float* {
+    if (images.is_cpu()) return images.data<float>();
+    if (!host_copy.defined()) host_copy = images.to(Device::cpu());
+    return host_copy.data<float>();
+  };
+  const MixPlan plan = plan_mix(o, B, C, H, W, gen, host_images);
+
+  MixedBatch out;
+  out.mixed = plan.mixed;
+  out.images = Tensor::empty(images.shape(), DType::f32, images.device());
+  if (images.is_cuda())
+    mix_pixels_cuda(plan, images.data<float>(), out.images.data<float>(), B, C, H, W, images.device().index);
+  else
+    mix_pixels_cpu(plan, images.data<float>(), out.images.data<float>(), B, C, H, W);
+
+  out.components.resize(static_cast<size_t>(B));
   std::vector<double> soft(static_cast<size_t>(B * num_classes), 0.0);
   for (int64_t b = 0; b < B; ++b)
-    for (const MixComponent& m : out.components[static_cast<size_t>(b)])
+    for (const auto& [position, weight] : plan.parts[static_cast<size_t>(b)]) {
+      const MixComponent m{index[static_cast<size_t>(position)], label[static_cast<size_t>(position)], weight};
+      out.components[static_cast<size_t>(b)].push_back(m);
       soft[static_cast<size_t>(b * num_classes + m.label)] += m.weight;
-  out.targets = Tensor::empty({B, num_classes}, DType::f32);
-  float* t = out.targets.data<float>();
+    }
+  Tensor targets = Tensor::empty({B, num_classes}, DType::f32);
+  float* t = targets.data<float>();
   const double e = o.label_smoothing, floor_value = e / static_cast<double>(num_classes);
   for (size_t i = 0; i < soft.size(); ++i) t[i] = static_cast<float>((1.0 - e) * soft[i] + floor_value);
+  out.targets = images.is_cuda() ? targets.to(images.device()) : targets;
   return out;
 }
 

@@ -7,6 +7,16 @@
 // every box is {top, left, height, width} in those terms. (The reference code calls dim 2
 // "W" and dim 3 "H"; the geometry is the same, only the names differ.)
 //
+// Devices: the batch is mixed where it lives, on the CPU or a CUDA device. The draws below
+// and the geometry are always made on the host from the Generator; on a GPU the pixels
+// are then pasted and blended by kernels (kernels/cuda/mixing.h) after one small upload of
+// the per-sample table, so the images never travel to the host and back, with one
+// exception: Saliency-DCutMix computes its saliency maps on the host (augment/saliency.h),
+// so a CUDA batch is copied to the host for that. Pixels are computed by the same
+// operations on both devices (copies; blends as a fixed chain of rounded products and
+// fused multiply-adds), so the same Generator state gives identical images, targets and
+// components on the CPU and on a GPU.
+//
 // Randomness comes only from the Generator passed in, one stream per draw, in this order:
 //   gate         uniform_scalar(); the batch is mixed iff u < prob (one draw per batch, as
 //                the reference code does; drawn for every method but None, also when
@@ -80,8 +90,8 @@ struct MixComponent {
 };
 
 struct MixedBatch {
-  Tensor images;   // f32 (B, C, H, W), normalised like the input (a new tensor)
-  Tensor targets;  // f32 (B, num_classes) soft labels
+  Tensor images;   // f32 (B, C, H, W), normalised like the input (a new tensor on its device)
+  Tensor targets;  // f32 (B, num_classes) soft labels, on the images' device
   // Per sample, in mixing order, anchor first: K entries for the K-image methods, 2 for
   // Mixup / CutMix, 1 (the sample itself, weight 1) for Cutout and unmixed batches. A
   // source image that appears at several depths has one entry per depth.
@@ -89,9 +99,10 @@ struct MixedBatch {
   bool mixed = false;  // whether the gate let the method run
 };
 
-// images f32 (B, C, H, W) on the CPU, labels i64 (B) in [0, num_classes), indices i64 (B)
-// or undefined. Throws dmix::Error for bad shapes, dtypes, labels or options, and for a
-// batch on a CUDA device (not implemented yet).
+// images f32 (B, C, H, W) on the CPU or a CUDA device, labels i64 (B) in [0, num_classes),
+// indices i64 (B) or undefined; labels and indices on the CPU or on the images' device
+// (they are read on the host). The mixed images and the targets are on the images' device.
+// Throws dmix::Error for bad shapes, dtypes, devices, labels or options.
 MixedBatch mix_batch(const Tensor& images, const Tensor& labels, const Tensor& indices, int64_t num_classes,
                      const MixOptions& options, Generator& gen);
 

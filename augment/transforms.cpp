@@ -181,9 +181,9 @@ Family family_of(const char* op, const std::string& name) {
   const std::string s = canonical_name(name);
   if (s == "fashionmnist") return Family::fashion_mnist;
   if (s == "cifar10" || s == "cifar100") return Family::cifar;
-  if (s.rfind("imagenet", 0) == 0) return Family::imagenet;
+  if (s.rfind("imagenet", 0) == 0 || s == "folder") return Family::imagenet;
   fail(op, "no transform preset for dataset '", name,
-       "' (known: fashion-mnist, cifar10, cifar100, imagenet and imagenet-*)");
+       "' (known: fashion-mnist, cifar10, cifar100, folder, imagenet and imagenet-*)");
 }
 
 void set_normalize(Pipeline& p, Family f) {

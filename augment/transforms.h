@@ -112,8 +112,9 @@ struct TransformPipeline {
 };
 using Pipeline = TransformPipeline;
 
-// Presets by dataset name ("fashion-mnist", "cifar10", "cifar100", "imagenet"; case,
-// '-' and '_' are ignored, and any name starting with "imagenet" is ImageNet-like).
+// Presets by dataset name ("fashion-mnist", "cifar10", "cifar100", "imagenet", "folder";
+// case, '-' and '_' are ignored; any name starting with "imagenet" is ImageNet-like, and
+// so is "folder", an image folder of photographs of any size).
 //   fashion-mnist, cifar*: train = pad-4 random crop + flip + normalize; eval = normalize
 //   imagenet: train = RandomResizedCrop(image_size) + flip + ColorJitter(0.4, 0.4, 0.4)
 //             + Lighting(0.1) + normalize; eval = resize(image_size * 256 / 224) +

@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/build.sh
 cd build
 ctest --output-on-failure -j"$(nproc)" --timeout 900
+# The embedding front door: install the build, then build and run examples/ against it.
+bash ../scripts/test-examples.sh

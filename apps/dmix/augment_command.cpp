@@ -38,6 +38,8 @@ namespace {
 struct AugmentOptions {
   std::string dataset = "fashion-mnist";
   std::string data;
+  std::string class_index;
+  int64_t image_size = 0;
   std::string mix = "dcutmix";
   int64_t k = 3;
   double alpha = 1.0, prob = 1.0;
@@ -114,13 +116,13 @@ int run_augment(const AugmentOptions& o) {
   mix.cutout_length = o.cutout_length;
   mix.detector = data::parse_saliency_detector(o.saliency);
 
-  const data::Dataset dataset = load_dataset(o.dataset, o.data, true);
+  const data::Dataset dataset = load_dataset(o.dataset, o.data, true, o.class_index);
   data::LoaderOptions lo;
-  lo.batch_size = std::min<int64_t>(o.batch, dataset.images.size(0));
+  lo.batch_size = std::min<int64_t>(o.batch, dataset.size());
   lo.shuffle = true;
   lo.seed = o.seed;
   lo.num_workers = 0;
-  lo.pipeline = data::eval_pipeline(dataset.name);
+  lo.pipeline = data::eval_pipeline(dataset.name, preset_image_size(o.dataset, o.image_size));
   mix.mean = lo.pipeline.mean;
   mix.std = lo.pipeline.std;
   data::DataLoader loader(dataset, lo);
@@ -211,10 +213,12 @@ int run_augment(const AugmentOptions& o) {
 void add_augment_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("augment", "Mix one training batch and write the mixed images as a PNG grid");
   auto o = std::make_shared<AugmentOptions>();
-  cmd->add_option("--dataset", o->dataset, "fashion-mnist, cifar10 or cifar100")
-      ->check(CLI::IsMember({"fashion-mnist", "cifar10", "cifar100"}))
+  cmd->add_option("--dataset", o->dataset, dataset_names_text())
+      ->check(CLI::IsMember(dataset_names()))
       ->capture_default_str();
   cmd->add_option("--data", o->data, "Dataset folder (default for fashion-mnist: /usr/share/datasets/fashion-mnist)");
+  cmd->add_option("--class-index", o->class_index, "Folder datasets: file of class names, one per line");
+  cmd->add_option("--image-size", o->image_size, "Folder datasets: crop size (default 224)")->check(positive());
   cmd->add_option("--mix", o->mix, "none, cutout, mixup, cutmix, dmixup, dcutmix or saliency-dcutmix")
       ->capture_default_str();
   cmd->add_option("--mix-k", o->k, "Images per sample for dmixup / dcutmix / saliency-dcutmix")

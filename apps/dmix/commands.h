@@ -32,6 +32,7 @@ inline CLI::Validator non_negative() {
 }
 
 void add_bench_command(CLI::App& app);
+void add_bench_mix_command(CLI::App& bench);  // `dmix bench mix`, under the bench command
 void add_train_command(CLI::App& app);
 void add_model_commands(CLI::App& app);  // info, eval, predict
 void add_augment_command(CLI::App& app);

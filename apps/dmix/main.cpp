@@ -4,8 +4,10 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "apps/dmix/commands.h"
+#include "dmix/version.h"
 #include "engine/error.h"
 #include "kernels/cpu/threads.h"
 
@@ -16,11 +18,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // A flag given twice takes its last value, so scripts can append overrides.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.set_version_flag("--version", "dmix 0.1.0");
+  app.set_version_flag("--version", std::string("dmix ") + dmix::kVersion);
   dmix::app::add_train_command(app);
   dmix::app::add_model_commands(app);
   dmix::app::add_augment_command(app);
   dmix::app::add_bench_command(app);
+  dmix::app::add_bench_mix_command(*app.get_subcommand("bench"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

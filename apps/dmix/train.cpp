@@ -40,6 +40,8 @@ struct TrainOptions {
   std::string model = "pyramidnet11_a24";
   std::string dataset = "fashion-mnist";
   std::string data;
+  std::string class_index;  // folder datasets: class-index file
+  int64_t image_size = 0;   // folder datasets: crop size (0: 224)
   int64_t num_classes = 0, in_channels = 0;  // 0: from the dataset
   int epochs = 5;
   int64_t batch = 128;
@@ -68,7 +70,8 @@ struct TrainOptions {
 };
 
 nlohmann::json options_json(const TrainOptions& o) {
-  return {{"model", o.model}, {"dataset", o.dataset}, {"data", o.data}, {"epochs", o.epochs}, {"batch", o.batch},
+  return {{"model", o.model}, {"dataset", o.dataset}, {"data", o.data}, {"class_index", o.class_index},
+          {"image_size", o.image_size}, {"epochs", o.epochs}, {"batch", o.batch},
           {"lr", o.lr}, {"momentum", o.momentum}, {"weight_decay", o.weight_decay}, {"nesterov", o.nesterov},
           {"optimizer", o.optimizer}, {"schedule", o.schedule}, {"warmup", o.warmup}, {"seed", o.seed},
           {"label_smoothing", o.label_smoothing}, {"limit_train", o.limit_train}, {"limit_test", o.limit_test},
@@ -133,12 +136,13 @@ int run_train(const TrainOptions& o) {
         " requested but no GPU is available on this machine");
   check(o.epochs > 0 && o.batch > 0, "train", "--epochs and --batch must be positive");
 
-  data::Dataset train_set = load_dataset(o.dataset, o.data, true);
-  data::Dataset test_set = load_dataset(o.dataset, o.data, false);
+  data::Dataset train_set = load_dataset(o.dataset, o.data, true, o.class_index);
+  data::Dataset test_set = load_dataset(o.dataset, o.data, false, o.class_index);
+  const int64_t image_size = preset_image_size(o.dataset, o.image_size);
   const int64_t classes = o.num_classes > 0 ? o.num_classes : train_set.num_classes;
-  const int64_t channels = o.in_channels > 0 ? o.in_channels : train_set.images.size(1);
-  check(channels == train_set.images.size(1), "train", "--in-channels ", channels, " but ", o.dataset, " images have ",
-        train_set.images.size(1));
+  const int64_t channels = o.in_channels > 0 ? o.in_channels : train_set.channels();
+  check(channels == train_set.channels(), "train", "--in-channels ", channels, " but ", o.dataset, " images have ",
+        train_set.channels());
   check(classes >= train_set.num_classes, "train", "--num-classes ", classes, " is below the dataset's ",
         train_set.num_classes);
 
@@ -175,16 +179,17 @@ int run_train(const TrainOptions& o) {
   train_opt.drop_last = true;
   train_opt.seed = o.seed;
   train_opt.num_workers = o.workers;
-  train_opt.pipeline = o.no_augment ? data::eval_pipeline(train_set.name) : data::train_pipeline(train_set.name);
-  if (!o.subset.empty()) train_opt.subset = data::load_subset_file(o.subset, train_set.images.size(0));
-  if (o.limit_train > 0) train_opt.subset = first_n(o.limit_train, train_set.images.size(0));
+  train_opt.pipeline = o.no_augment ? data::eval_pipeline(train_set.name, image_size)
+                                    : data::train_pipeline(train_set.name, image_size);
+  if (!o.subset.empty()) train_opt.subset = data::load_subset_file(o.subset, train_set.size());
+  if (o.limit_train > 0) train_opt.subset = first_n(o.limit_train, train_set.size());
   data::LoaderOptions test_opt = train_opt;
   test_opt.shuffle = false;
   test_opt.drop_last = false;
   test_opt.batch_size = std::max<int64_t>(o.batch, 256);
-  test_opt.pipeline = data::eval_pipeline(test_set.name);
+  test_opt.pipeline = data::eval_pipeline(test_set.name, image_size);
   test_opt.subset.reset();
-  if (o.limit_test > 0) test_opt.subset = first_n(o.limit_test, test_set.images.size(0));
+  if (o.limit_test > 0) test_opt.subset = first_n(o.limit_test, test_set.size());
   data::DataLoader train_loader(train_set, train_opt), test_loader(test_set, test_opt);
   check(train_loader.batches_per_epoch() > 0, "train", "fewer training samples (", train_loader.size(),
         ") than one batch (", o.batch, ")");
@@ -273,6 +278,7 @@ int run_train(const TrainOptions& o) {
         {"num_classes", std::to_string(classes)},
         {"in_channels", std::to_string(channels)},
         {"dataset", o.dataset},
+        {"image_size", std::to_string(image_size)},
         {"epoch", std::to_string(epoch + 1)},
         {"top1_error", std::to_string(ev.top1_error)},
         {"best_top1_error", std::to_string(best_error)},
@@ -361,10 +367,16 @@ void add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a model; defaults train on the embedded Fashion-MNIST");
   auto o = std::make_shared<TrainOptions>();
   cmd->add_option("--model", o->model, "Model name (see dmix info --list)")->capture_default_str();
-  cmd->add_option("--dataset", o->dataset, "fashion-mnist, cifar10 or cifar100")
-      ->check(CLI::IsMember({"fashion-mnist", "cifar10", "cifar100"}))
+  cmd->add_option("--dataset", o->dataset, dataset_names_text())
+      ->check(CLI::IsMember(dataset_names()))
       ->capture_default_str();
-  cmd->add_option("--data", o->data, "Dataset folder (default for fashion-mnist: /usr/share/datasets/fashion-mnist)");
+  cmd->add_option("--data", o->data,
+                  "Dataset folder (default for fashion-mnist: /usr/share/datasets/fashion-mnist; for folder: "
+                  "DIR/<class>/<images>, or DIR/train and DIR/val holding them)");
+  cmd->add_option("--class-index", o->class_index,
+                  "Folder datasets: file of class names, one per line (line k = class k), to number the classes");
+  cmd->add_option("--image-size", o->image_size, "Folder datasets: crop size of the train and eval pipelines (default 224)")
+      ->check(positive());
   cmd->add_option("--num-classes", o->num_classes, "Classes of the model head (default: the dataset's)");
   cmd->add_option("--in-channels", o->in_channels, "Input channels (default: the dataset's)");
   cmd->add_option("--epochs", o->epochs, "Epochs")->check(positive())->capture_default_str();

@@ -4,6 +4,10 @@
 //   gw = conv2d_backward_weight(g, x)   dg = conv2d(x, gg)                 dx = conv2d_backward_input(g, gg)
 // All three are bilinear, and <conv2d(x, w), g> = <x, backward_input(g, w)> = <w, backward_weight(g, x)>,
 // which gives every line above. So convolutions differentiate any number of times.
+//
+// Devices: CPU tensors run kernels/cpu/conv2d.h (im2col + GEMM); CUDA tensors run
+// kernels/cuda/conv2d.h, cuDNN or the handwritten kernels as DMIX_CUDA_CONV chooses.
+// Every operand must be on the input's device.
 #include "engine/ops/conv.h"
 
 #include <sstream>
@@ -11,11 +15,13 @@
 #include "engine/ops/common.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cuda/conv2d.h"
 
 namespace dmix {
 
 using autograd::BackwardContext;
 namespace k = kernels::cpu;
+namespace cu = kernels::cuda;
 
 namespace {
 
@@ -63,7 +69,6 @@ void check_float_operands(const char* op, const Tensor& a, const char* a_name, c
   detail::check_defined(op, b, b_name);
   detail::check_float(op, a);
   detail::check_same_dtype_device(op, a, b);
-  detail::require_cpu(op, {a, b});
 }
 
 // A gradient handed to an adjoint must have the forward's output shape.
@@ -89,7 +94,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   Tensor y = Tensor::empty(output_shape(g), x.dtype(), x.device());
   detail::dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::conv2d_forward<T>(g, x.data<T>(), weight.data<T>(), has_bias ? bias.data<T>() : nullptr, y.data<T>());
+    const T* b = has_bias ? bias.data<T>() : nullptr;
+    if (x.is_cuda())
+      cu::conv2d_forward<T>(g, x.data<T>(), weight.data<T>(), b, y.data<T>(), x.device().index);
+    else
+      k::conv2d_forward<T>(g, x.data<T>(), weight.data<T>(), b, y.data<T>());
   });
   TensorList inputs = {x, weight};
   if (has_bias) inputs.push_back(bias);
@@ -112,7 +121,10 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const
   Tensor gx = Tensor::empty(input_shape, grad_out.dtype(), grad_out.device());
   detail::dispatch_float(op, grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::conv2d_backward_input<T>(g, grad_out.data<T>(), weight.data<T>(), gx.data<T>());
+    if (grad_out.is_cuda())
+      cu::conv2d_backward_input<T>(g, grad_out.data<T>(), weight.data<T>(), gx.data<T>(), grad_out.device().index);
+    else
+      k::conv2d_backward_input<T>(g, grad_out.data<T>(), weight.data<T>(), gx.data<T>());
   });
   autograd::record(op, {grad_out, weight}, {gx}, [grad_out, weight, opt](const BackwardContext& c) {
     return TensorList{c.needs(0) ? conv2d(c.grad(), weight, Tensor(), opt) : Tensor(),
@@ -130,7 +142,10 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
   Tensor gw = Tensor::empty(weight_shape, grad_out.dtype(), grad_out.device());
   detail::dispatch_float(op, grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::conv2d_backward_weight<T>(g, grad_out.data<T>(), x.data<T>(), gw.data<T>());
+    if (grad_out.is_cuda())
+      cu::conv2d_backward_weight<T>(g, grad_out.data<T>(), x.data<T>(), gw.data<T>(), grad_out.device().index);
+    else
+      k::conv2d_backward_weight<T>(g, grad_out.data<T>(), x.data<T>(), gw.data<T>());
   });
   autograd::record(op, {grad_out, x}, {gw}, [grad_out, x, opt](const BackwardContext& c) {
     return TensorList{c.needs(0) ? conv2d(x, c.grad(), Tensor(), opt) : Tensor(),

@@ -4,6 +4,8 @@
 //   max_pool2d_backward  backward: max_pool2d_gather (read gg at the same indices), and back
 //   avg_pool2d and adaptive_avg_pool2d are linear: backward is the adjoint op, whose
 //   backward is the forward op again.
+// Devices: CPU tensors run kernels/cpu/pool2d.h, CUDA tensors kernels/cuda/pool2d.h (the
+// same results bit for bit). The arg max indices live on the input's device.
 #include "engine/ops/pool.h"
 
 #include <sstream>
@@ -11,11 +13,13 @@
 #include "engine/ops/common.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/pool2d.h"
+#include "kernels/cuda/pool2d.h"
 
 namespace dmix {
 
 using autograd::BackwardContext;
 namespace k = kernels::cpu;
+namespace cu = kernels::cuda;
 
 namespace {
 
@@ -30,7 +34,6 @@ void check_input(const char* op, const Tensor& x) {
   detail::check_defined(op, x, "input");
   detail::check_float(op, x);
   detail::check_dim(op, x, 4, "input (N, C, H, W)");
-  detail::require_cpu(op, {x});
 }
 
 // The kernel geometry for input shape x, checking the options as PyTorch does.
@@ -62,39 +65,57 @@ void check_grad_shape(const char* op, const Tensor& grad_out, const Shape& want)
 
 // ---- max pooling's closed pair: scatter to the arg max and gather from it ----
 
-Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices);
+// The pair carries the forward's geometry g: the CUDA backward collects per input cell
+// from the outputs whose window covers it.
+Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices, const k::Pool2dGeometry& g);
+
+void check_indices(const char* op, const Tensor& t, const Tensor& indices) {
+  check(indices.dtype() == DType::i64 && indices.device() == t.device(), op, "indices ", indices.str(),
+        " must be i64 on the device of ", t.str());
+}
 
 // gx = zeros(input_shape); gx.plane[indices] += g: max_pool2d's backward.
-Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& input_shape) {
+Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& input_shape,
+                           const k::Pool2dGeometry& g) {
   const char* op = "max_pool2d_backward";
   detail::check_float(op, grad_out);
-  detail::require_cpu(op, {grad_out});
+  check_indices(op, grad_out, indices);
   check_grad_shape(op, grad_out, indices.shape());
   Tensor gx = Tensor::empty(input_shape, grad_out.dtype(), grad_out.device());
   const int64_t planes = input_shape[0] * input_shape[1];
   detail::dispatch_float(op, grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::max_pool2d_scatter<T>(planes, input_shape[2] * input_shape[3], indices.size(2) * indices.size(3),
-                             grad_out.data<T>(), indices.data<int64_t>(), gx.data<T>());
+    if (grad_out.is_cuda())
+      cu::max_pool2d_backward<T>(g, grad_out.data<T>(), indices.data<int64_t>(), gx.data<T>(),
+                                 grad_out.device().index);
+    else
+      k::max_pool2d_scatter<T>(planes, input_shape[2] * input_shape[3], indices.size(2) * indices.size(3),
+                               grad_out.data<T>(), indices.data<int64_t>(), gx.data<T>());
   });
-  autograd::record(op, {grad_out}, {gx},
-                   [indices](const BackwardContext& c) { return TensorList{max_pool2d_gather(c.grad(), indices)}; });
+  autograd::record(op, {grad_out}, {gx}, [indices, g](const BackwardContext& c) {
+    return TensorList{max_pool2d_gather(c.grad(), indices, g)};
+  });
   return gx;
 }
 
 // y = x.plane[indices], shaped like indices: the adjoint of max_pool2d_backward.
-Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices) {
+Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices, const k::Pool2dGeometry& g) {
   const char* op = "max_pool2d_gather";
   detail::check_float(op, x);
-  detail::require_cpu(op, {x});
+  check_indices(op, x, indices);
   Tensor y = Tensor::empty(indices.shape(), x.dtype(), x.device());
+  const int64_t planes = x.size(0) * x.size(1), in_size = x.size(2) * x.size(3);
+  const int64_t out_size = indices.size(2) * indices.size(3);
   detail::dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::max_pool2d_gather<T>(x.size(0) * x.size(1), x.size(2) * x.size(3), indices.size(2) * indices.size(3),
-                            x.data<T>(), indices.data<int64_t>(), y.data<T>());
+    if (x.is_cuda())
+      cu::max_pool2d_gather<T>(planes, in_size, out_size, x.data<T>(), indices.data<int64_t>(), y.data<T>(),
+                               x.device().index);
+    else
+      k::max_pool2d_gather<T>(planes, in_size, out_size, x.data<T>(), indices.data<int64_t>(), y.data<T>());
   });
-  autograd::record(op, {x}, {y}, [indices, input_shape = x.shape()](const BackwardContext& c) {
-    return TensorList{max_pool2d_backward(c.grad(), indices, input_shape)};
+  autograd::record(op, {x}, {y}, [indices, g, input_shape = x.shape()](const BackwardContext& c) {
+    return TensorList{max_pool2d_backward(c.grad(), indices, input_shape, g)};
   });
   return y;
 }
@@ -104,13 +125,15 @@ Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices) {
 Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape, const Pool2dOptions& opt) {
   const char* op = "avg_pool2d_backward";
   detail::check_float(op, grad_out);
-  detail::require_cpu(op, {grad_out});
   const k::Pool2dGeometry g = geometry(op, input_shape, opt);
   check_grad_shape(op, grad_out, output_shape(input_shape, g.out_h, g.out_w));
   Tensor gx = Tensor::empty(input_shape, grad_out.dtype(), grad_out.device());
   detail::dispatch_float(op, grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::avg_pool2d_backward<T>(g, opt.count_include_pad, grad_out.data<T>(), gx.data<T>());
+    if (grad_out.is_cuda())
+      cu::avg_pool2d_backward<T>(g, opt.count_include_pad, grad_out.data<T>(), gx.data<T>(), grad_out.device().index);
+    else
+      k::avg_pool2d_backward<T>(g, opt.count_include_pad, grad_out.data<T>(), gx.data<T>());
   });
   autograd::record(op, {grad_out}, {gx},
                    [opt](const BackwardContext& c) { return TensorList{avg_pool2d(c.grad(), opt)}; });
@@ -120,15 +143,19 @@ Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape, con
 Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape) {
   const char* op = "adaptive_avg_pool2d_backward";
   detail::check_float(op, grad_out);
-  detail::require_cpu(op, {grad_out});
   check(grad_out.dim() == 4 && grad_out.size(0) == input_shape[0] && grad_out.size(1) == input_shape[1], op,
         "grad_out ", shape_str(grad_out.shape()), " does not match the input ", shape_str(input_shape));
   const int64_t out_h = grad_out.size(2), out_w = grad_out.size(3);
   Tensor gx = Tensor::empty(input_shape, grad_out.dtype(), grad_out.device());
   detail::dispatch_float(op, grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::adaptive_avg_pool2d_backward<T>(input_shape[0] * input_shape[1], input_shape[2], input_shape[3], out_h, out_w,
-                                       grad_out.data<T>(), gx.data<T>());
+    const int64_t planes = input_shape[0] * input_shape[1];
+    if (grad_out.is_cuda())
+      cu::adaptive_avg_pool2d_backward<T>(planes, input_shape[2], input_shape[3], out_h, out_w, grad_out.data<T>(),
+                                          gx.data<T>(), grad_out.device().index);
+    else
+      k::adaptive_avg_pool2d_backward<T>(planes, input_shape[2], input_shape[3], out_h, out_w, grad_out.data<T>(),
+                                         gx.data<T>());
   });
   autograd::record(op, {grad_out}, {gx}, [out_h, out_w](const BackwardContext& c) {
     return TensorList{adaptive_avg_pool2d(c.grad(), out_h, out_w)};
@@ -147,10 +174,13 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   Tensor indices = Tensor::empty(out_shape, DType::i64, x.device());
   detail::dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::max_pool2d_forward<T>(g, x.data<T>(), y.data<T>(), indices.data<int64_t>());
+    if (x.is_cuda())
+      cu::max_pool2d_forward<T>(g, x.data<T>(), y.data<T>(), indices.data<int64_t>(), x.device().index);
+    else
+      k::max_pool2d_forward<T>(g, x.data<T>(), y.data<T>(), indices.data<int64_t>());
   });
-  autograd::record(op, {x}, {y}, [indices, input_shape = x.shape()](const BackwardContext& c) {
-    return TensorList{max_pool2d_backward(c.grad(), indices, input_shape)};
+  autograd::record(op, {x}, {y}, [indices, g, input_shape = x.shape()](const BackwardContext& c) {
+    return TensorList{max_pool2d_backward(c.grad(), indices, input_shape, g)};
   });
   return y;
 }
@@ -162,7 +192,10 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   Tensor y = Tensor::empty(output_shape(x.shape(), g.out_h, g.out_w), x.dtype(), x.device());
   detail::dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::avg_pool2d_forward<T>(g, opt.count_include_pad, x.data<T>(), y.data<T>());
+    if (x.is_cuda())
+      cu::avg_pool2d_forward<T>(g, opt.count_include_pad, x.data<T>(), y.data<T>(), x.device().index);
+    else
+      k::avg_pool2d_forward<T>(g, opt.count_include_pad, x.data<T>(), y.data<T>());
   });
   autograd::record(op, {x}, {y}, [opt, input_shape = x.shape()](const BackwardContext& c) {
     return TensorList{avg_pool2d_backward(c.grad(), input_shape, opt)};
@@ -178,8 +211,12 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   Tensor y = Tensor::empty(output_shape(x.shape(), out_h, out_w), x.dtype(), x.device());
   detail::dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::adaptive_avg_pool2d_forward<T>(x.size(0) * x.size(1), x.size(2), x.size(3), out_h, out_w, x.data<T>(),
-                                      y.data<T>());
+    const int64_t planes = x.size(0) * x.size(1);
+    if (x.is_cuda())
+      cu::adaptive_avg_pool2d_forward<T>(planes, x.size(2), x.size(3), out_h, out_w, x.data<T>(), y.data<T>(),
+                                         x.device().index);
+    else
+      k::adaptive_avg_pool2d_forward<T>(planes, x.size(2), x.size(3), out_h, out_w, x.data<T>(), y.data<T>());
   });
   autograd::record(op, {x}, {y}, [input_shape = x.shape()](const BackwardContext& c) {
     return TensorList{adaptive_avg_pool2d_backward(c.grad(), input_shape)};

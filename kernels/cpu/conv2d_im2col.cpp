@@ -7,19 +7,25 @@
 //   backward_input   col  (CgRS x PQ)  = w_g^T * gy_g,   then col2im adds col back into gx
 //   backward_weight  gw_g (Kg x CgRS) += gy_g * col^T    (summed over the images)
 // A 1x1 kernel with stride 1 and no padding needs no im2col: the image is col already.
-// Convolutions with one input channel per group (depthwise, or a single-channel input)
-// would give GEMMs with an inner size of R*S, so they run as direct loops instead.
 //
-// Threads: with at least as many images as threads, images run in parallel, each
-// thread with its own column buffer (one band of output rows at a time, so it stays in
-// L2) and a GEMM on the calling thread (see image_gemm); otherwise images run one after
-// another and the GEMM uses the threads. Every output element is produced by one thread
-// in a fixed order, except the weight gradient over the batch, which sums per-thread
-// partial gradients in thread order (deterministic for a given thread count).
+// Chunks: the GEMMs need enough columns to run near peak. A large image is a chunk of
+// its own, and its output rows are processed in bands (one band's columns, about half
+// the L2 cache, are consumed by the GEMM while they are still there: measured 10-15%
+// faster than whole images for 3x3 convs). Small images (P*Q under kMinColumns: the 8x8
+// and 7x7 stages of CIFAR and Fashion-MNIST networks) are grouped, several whole images
+// side by side in one column matrix, so one GEMM serves them all; its output is then
+// copied into each image's place (y, gx) or gathered from it (gy).
+//
+// Threads: with at least as many images as threads, chunks run in parallel, each
+// thread with its own buffers and a GEMM on the calling thread (see image_gemm);
+// otherwise chunks run one after another and the GEMM uses the threads. Every output
+// element is produced by one thread in a fixed order, except the weight gradient over
+// the batch, which sums per-thread partial gradients in thread order (deterministic for
+// a given thread count).
 //
 // Cost: 2*N*K*(C/groups)*R*S*P*Q flops per pass (GEMM-bound); im2col/col2im move
-// N*C*R*S*P*Q elements per pass through L2. The direct loops do the same flops with
-// one read of each plane per output channel.
+// N*C*R*S*P*Q elements per pass through L2, and grouped chunks copy their N*K*P*Q
+// outputs (or output gradients) once more.
 #include <cblas.h>  // openblas_get_parallel
 #include <omp.h>
 
@@ -27,51 +33,51 @@
 #include <memory>
 #include <vector>
 
-#include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/conv2d_algorithms.h"
 #include "kernels/cpu/gemm.h"
 
 namespace dmix::kernels::cpu {
 namespace {
 
+using Layout = Conv2dLayout;
+
+// Below this many columns a GEMM loses efficiency (the micro-kernel's panels go unfilled).
+constexpr int64_t kMinColumns = 256;
+
 int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
-// Sizes derived once per call.
-struct Layout {
-  int64_t P, Q, PQ, HW, Cg, Kg, CgRS;
-  bool image_is_col;  // 1x1, stride 1, no padding
+// How the batch is cut into chunks of whole images, and how a one-image chunk is cut
+// into bands of output rows.
+struct Chunking {
+  int64_t images = 1;  // images per chunk (the last chunk may hold fewer)
+  int64_t rows = 1;    // output rows per band (P for whole images)
+  bool parallel = false;  // chunks on separate threads, each GEMM on its thread
 
-  explicit Layout(const Conv2dGeometry& g)
-      : P(g.out_h()),
-        Q(g.out_w()),
-        PQ(P * Q),
-        HW(g.H * g.W),
-        Cg(g.C / g.groups),
-        Kg(g.K / g.groups),
-        CgRS(Cg * g.R * g.S),
-        image_is_col(g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0 &&
-                     g.H == P && g.W == Q) {}
+  int64_t chunks(int64_t N) const { return ceil_div(N, images); }
 };
 
-// A per-thread buffer that lives as long as the thread (OpenMP keeps its pool), so
-// repeated convolutions do not pay for allocation and page faults every call.
 template <class T>
-T* thread_buffer(int64_t n) {
-  static thread_local std::vector<T> buffer;
-  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
-  return buffer.data();
-}
-
-// With images in parallel, output rows are processed in bands: im2col fills the columns
-// of one band (about half the L2 cache) and the GEMM consumes them while they are still
-// there (measured 10-15% faster than whole images for 3x3 convs). A band keeps at least
-// kMinBandColumns columns, below which the GEMM itself loses efficiency. One image at a
-// time, the threaded GEMM prefers whole images. A 1x1 convolution needs no column buffer.
-template <class T>
-int64_t band_rows(const Layout& L, bool banded) {
-  constexpr int64_t kBandBytes = 512 * 1024, kMinBandColumns = 256;
-  if (L.image_is_col || !banded) return L.P;
-  const int64_t by_cache = kBandBytes / static_cast<int64_t>(sizeof(T)) / (L.CgRS * L.Q);
-  return std::clamp<int64_t>(std::max(by_cache, ceil_div(kMinBandColumns, L.Q)), 1, L.P);
+Chunking plan_chunks(const Conv2dGeometry& g, const Layout& L) {
+  constexpr int64_t kBandBytes = 512 * 1024;
+  Chunking c;
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  c.parallel = g.N >= threads;
+  if (L.PQ >= kMinColumns) {
+    c.images = 1;
+    if (L.image_is_col || !c.parallel) {
+      c.rows = L.P;  // a 1x1 conv needs no column buffer; the threaded GEMM prefers whole images
+    } else {
+      const int64_t by_cache = kBandBytes / static_cast<int64_t>(sizeof(T)) / (L.CgRS * L.Q);
+      c.rows = std::clamp<int64_t>(std::max(by_cache, ceil_div(kMinColumns, L.Q)), 1, L.P);
+    }
+    return c;
+  }
+  c.rows = L.P;
+  c.images = ceil_div(kMinColumns, L.PQ);
+  // Keep at least one chunk per thread.
+  if (c.parallel) c.images = std::min(c.images, std::max<int64_t>(1, g.N / threads));
+  c.images = std::clamp<int64_t>(c.images, 1, std::max<int64_t>(g.N, 1));
+  return c;
 }
 
 // The input rows that output rows [p0, p1) read, copied per channel into a frame with
@@ -116,16 +122,16 @@ void fill_frame(const Conv2dGeometry& g, const Frame& f, const T* plane, T* fram
 }
 
 // The columns for output rows [p0, p1) of one image's group `x` (Cg planes), as a
-// CgRS x (p1-p0)*Q matrix. `framed` holds one channel's frame.
+// CgRS x (p1-p0)*Q matrix whose rows are ld apart. `framed` holds one channel's frame.
 template <class T>
-void im2col(const Conv2dGeometry& g, const Layout& L, const T* x, int64_t p0, int64_t p1, T* framed, T* col) {
-  const int64_t width = (p1 - p0) * L.Q;
+void im2col(const Conv2dGeometry& g, const Layout& L, const T* x, int64_t p0, int64_t p1, T* framed, T* col,
+            int64_t ld) {
   const Frame f = band_frame(g, p0, p1);
   for (int64_t c = 0; c < L.Cg; ++c) {
     fill_frame(g, f, x + c * L.HW, framed);
     for (int64_t r = 0; r < g.R; ++r) {
       for (int64_t s = 0; s < g.S; ++s) {
-        T* row = col + ((c * g.R + r) * g.S + s) * width;
+        T* row = col + ((c * g.R + r) * g.S + s) * ld;
         for (int64_t oh = p0; oh < p1; ++oh) {
           const T* src = framed + ((oh - p0) * g.stride_h + r * g.dilation_h) * f.cols + s * g.dilation_w;
           T* dst = row + (oh - p0) * L.Q;
@@ -143,14 +149,14 @@ void im2col(const Conv2dGeometry& g, const Layout& L, const T* x, int64_t p0, in
 // The adjoint of im2col for output rows [p0, p1): adds every column entry to the input
 // cell it came from, in gx (Cg planes), through a frame as above.
 template <class T>
-void col2im(const Conv2dGeometry& g, const Layout& L, const T* col, int64_t p0, int64_t p1, T* framed, T* gx) {
-  const int64_t width = (p1 - p0) * L.Q;
+void col2im(const Conv2dGeometry& g, const Layout& L, const T* col, int64_t ld, int64_t p0, int64_t p1, T* framed,
+            T* gx) {
   const Frame f = band_frame(g, p0, p1);
   for (int64_t c = 0; c < L.Cg; ++c) {
     std::fill(framed, framed + f.count * f.cols, T(0));
     for (int64_t r = 0; r < g.R; ++r) {
       for (int64_t s = 0; s < g.S; ++s) {
-        const T* row = col + ((c * g.R + r) * g.S + s) * width;
+        const T* row = col + ((c * g.R + r) * g.S + s) * ld;
         for (int64_t oh = p0; oh < p1; ++oh) {
           T* dst = framed + ((oh - p0) * g.stride_h + r * g.dilation_h) * f.cols + s * g.dilation_w;
           const T* src = row + (oh - p0) * L.Q;
@@ -170,6 +176,22 @@ void col2im(const Conv2dGeometry& g, const Layout& L, const T* col, int64_t p0, 
   }
 }
 
+// Copies `planes` planes of PQ values between image-major storage (plane p of image j at
+// images + j * image_stride + p * PQ) and a chunk matrix (row p, image j's block of
+// columns at chunk + p * ld + j * PQ).
+template <class T>
+void gather_planes(const T* images, int64_t image_stride, int64_t count, int64_t planes, int64_t PQ, T* chunk,
+                   int64_t ld) {
+  for (int64_t j = 0; j < count; ++j)
+    for (int64_t p = 0; p < planes; ++p) copy_row(images + j * image_stride + p * PQ, PQ, chunk + p * ld + j * PQ);
+}
+template <class T>
+void scatter_planes(const T* chunk, int64_t ld, int64_t count, int64_t planes, int64_t PQ, T* images,
+                    int64_t image_stride) {
+  for (int64_t j = 0; j < count; ++j)
+    for (int64_t p = 0; p < planes; ++p) copy_row(chunk + p * ld + j * PQ, PQ, images + j * image_stride + p * PQ);
+}
+
 template <class T>
 void add_bias(const T* bias, int64_t K, int64_t PQ, T* y) {
   for (int64_t k = 0; k < K; ++k) {
@@ -179,7 +201,7 @@ void add_bias(const T* bias, int64_t K, int64_t PQ, T* y) {
   }
 }
 
-// The GEMM of one image. Inside a parallel region it must run on the calling thread:
+// The GEMM of one chunk. Inside a parallel region it must run on the calling thread:
 // gemm() does for the handwritten kernel and for OpenMP builds of OpenBLAS, but the
 // pthread build of OpenBLAS makes concurrent callers share (and wait for) its one
 // worker pool, measured 1.5-2x slower here than single-threaded GEMMs; with that build
@@ -195,15 +217,41 @@ void image_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T a
   }
 }
 
-// Images in parallel when there are enough of them (each GEMM then runs on its calling
-// thread); otherwise one image at a time with the GEMM using the threads.
-bool batch_parallel(const Conv2dGeometry& g) {
-  return g.N >= omp_get_max_threads() || omp_in_parallel();
+// A thread's scratch for one chunk: `col` holds the column matrix (one band, or the
+// chunk's images side by side) followed by room for one channel's frame; `out` holds a
+// chunk's GEMM output or gathered output gradient (Kg x columns; grouped chunks only).
+template <class T>
+struct Scratch {
+  T* col;
+  T* out;
+};
+
+template <class T>
+Scratch<T> thread_scratch(const Conv2dGeometry& g, const Layout& L, const Chunking& c) {
+  const int64_t columns = c.images * c.rows * L.Q;
+  Scratch<T> s{nullptr, nullptr};
+  if (!L.image_is_col || c.images > 1) s.col = thread_buffer<T>(L.CgRS * columns + frame_size(g, c.rows), 0);
+  if (c.images > 1) s.out = thread_buffer<T>(L.Kg * columns, 1);
+  return s;
 }
 
-// ---- im2col + GEMM, one image's group at a time --------------------------------------
+// The column matrix of images [n0, n0 + count) of group x_g (whole images) in s.col,
+// images side by side; returns its leading dimension.
+template <class T>
+int64_t chunk_columns(const Conv2dGeometry& g, const Layout& L, const T* x_g, int64_t count, Scratch<T> s) {
+  const int64_t ld = count * L.PQ, image_stride = g.C * L.HW;
+  if (L.image_is_col) {
+    gather_planes(x_g, image_stride, count, L.Cg, L.PQ, s.col, ld);
+  } else {
+    T* framed = s.col + L.CgRS * ld;
+    for (int64_t j = 0; j < count; ++j) im2col(g, L, x_g + j * image_stride, 0, L.P, framed, s.col + j * L.PQ, ld);
+  }
+  return ld;
+}
+
+// ---- one image in bands of output rows -----------------------------------------------
 // Offsets: x_g / gx_g (Cg planes of H x W), y_g / gy_g (Kg planes of P x Q), w_g / gw_g
-// (Kg x CgRS); `col` holds one band.
+// (Kg x CgRS).
 
 template <class T>
 void forward_image(const Conv2dGeometry& g, const Layout& L, int64_t rows, const T* x_g, const T* w_g, T* col,
@@ -214,7 +262,7 @@ void forward_image(const Conv2dGeometry& g, const Layout& L, int64_t rows, const
       image_gemm(false, false, L.Kg, width, L.CgRS, T(1), w_g, L.CgRS, x_g + p0 * L.Q, L.PQ, T(0), y_g + p0 * L.Q,
                  L.PQ);
     } else {
-      im2col(g, L, x_g, p0, p1, col + L.CgRS * width, col);
+      im2col(g, L, x_g, p0, p1, col + L.CgRS * width, col, width);
       image_gemm(false, false, L.Kg, width, L.CgRS, T(1), w_g, L.CgRS, col, width, T(0), y_g + p0 * L.Q, L.PQ);
     }
   }
@@ -231,7 +279,7 @@ void backward_input_image(const Conv2dGeometry& g, const Layout& L, int64_t rows
   for (int64_t p0 = 0; p0 < L.P; p0 += rows) {
     const int64_t p1 = std::min(L.P, p0 + rows), width = (p1 - p0) * L.Q;
     image_gemm(true, false, L.CgRS, width, L.Kg, T(1), w_g, L.CgRS, gy_g + p0 * L.Q, L.PQ, T(0), col, width);
-    col2im(g, L, col, p0, p1, col + L.CgRS * width, gx_g);
+    col2im(g, L, col, width, p0, p1, col + L.CgRS * width, gx_g);
   }
 }
 
@@ -246,95 +294,153 @@ void backward_weight_image(const Conv2dGeometry& g, const Layout& L, int64_t row
       image_gemm(false, true, L.Kg, L.CgRS, width, T(1), gy_g + p0 * L.Q, L.PQ, x_g + p0 * L.Q, L.PQ, beta, gw_g,
                  L.CgRS);
     } else {
-      im2col(g, L, x_g, p0, p1, col + L.CgRS * width, col);
+      im2col(g, L, x_g, p0, p1, col + L.CgRS * width, col, width);
       image_gemm(false, true, L.Kg, L.CgRS, width, T(1), gy_g + p0 * L.Q, L.PQ, col, width, beta, gw_g, L.CgRS);
     }
   }
 }
 
-// One band of columns followed by room for one channel's frame.
+// ---- several whole images through one GEMM ------------------------------------------
+// Offsets as above, for the chunk's first image; the next image's planes are C (or K)
+// planes further on.
+
 template <class T>
-T* column_buffer(const Conv2dGeometry& g, const Layout& L, int64_t rows) {
-  return L.image_is_col ? nullptr : thread_buffer<T>(L.CgRS * rows * L.Q + frame_size(g, rows));
+void forward_images(const Conv2dGeometry& g, const Layout& L, int64_t count, const T* x_g, const T* w_g,
+                    Scratch<T> s, T* y_g) {
+  const int64_t ld = chunk_columns(g, L, x_g, count, s);
+  image_gemm(false, false, L.Kg, ld, L.CgRS, T(1), w_g, L.CgRS, s.col, ld, T(0), s.out, ld);
+  scatter_planes(s.out, ld, count, L.Kg, L.PQ, y_g, g.K * L.PQ);
 }
 
-// Runs image(n, col) for every image n: across threads (each with its own column buffer)
-// when the batch is split, otherwise one after another with a single buffer.
-template <class T, class ImageFn>
-void for_each_image(const Conv2dGeometry& g, const Layout& L, int64_t rows, bool parallel_images, ImageFn&& image) {
-  if (parallel_images) {
+template <class T>
+void backward_input_images(const Conv2dGeometry& g, const Layout& L, int64_t count, const T* gy_g, const T* w_g,
+                           Scratch<T> s, T* gx_g) {
+  const int64_t ld = count * L.PQ, image_stride = g.C * L.HW;
+  gather_planes(gy_g, g.K * L.PQ, count, L.Kg, L.PQ, s.out, ld);
+  image_gemm(true, false, L.CgRS, ld, L.Kg, T(1), w_g, L.CgRS, s.out, ld, T(0), s.col, ld);
+  if (L.image_is_col) {
+    scatter_planes(s.col, ld, count, L.Cg, L.PQ, gx_g, image_stride);
+    return;
+  }
+  T* framed = s.col + L.CgRS * ld;
+  for (int64_t j = 0; j < count; ++j) {
+    T* gx_j = gx_g + j * image_stride;
+    for (int64_t c = 0; c < L.Cg; ++c) std::fill(gx_j + c * L.HW, gx_j + (c + 1) * L.HW, T(0));
+    col2im(g, L, s.col + j * L.PQ, ld, 0, L.P, framed, gx_j);
+  }
+}
+
+// gw_g = (accumulate ? gw_g : 0) + gy_chunk col_chunk^T.
+template <class T>
+void backward_weight_images(const Conv2dGeometry& g, const Layout& L, int64_t count, const T* gy_g, const T* x_g,
+                            Scratch<T> s, bool accumulate, T* gw_g) {
+  const int64_t ld = chunk_columns(g, L, x_g, count, s);
+  gather_planes(gy_g, g.K * L.PQ, count, L.Kg, L.PQ, s.out, ld);
+  image_gemm(false, true, L.Kg, L.CgRS, ld, T(1), s.out, ld, s.col, ld, accumulate ? T(1) : T(0), gw_g, L.CgRS);
+}
+
+// ---- drivers ---------------------------------------------------------------------------
+
+// Runs chunk(n0, count, scratch) for every chunk: across threads (each with its own
+// scratch) when the plan says so, otherwise one after another.
+template <class T, class ChunkFn>
+void for_each_chunk(const Conv2dGeometry& g, const Layout& L, const Chunking& c, ChunkFn&& chunk) {
+  const int64_t chunks = c.chunks(g.N);
+  auto run = [&](int64_t i, Scratch<T> s) {
+    const int64_t n0 = i * c.images;
+    chunk(n0, std::min(c.images, g.N - n0), s);
+  };
+  if (c.parallel) {
 #pragma omp parallel
     {
-      T* col = column_buffer<T>(g, L, rows);
+      const Scratch<T> s = thread_scratch<T>(g, L, c);
 #pragma omp for schedule(static)
-      for (int64_t n = 0; n < g.N; ++n) image(n, col);
+      for (int64_t i = 0; i < chunks; ++i) run(i, s);
     }
   } else {
-    T* col = column_buffer<T>(g, L, rows);
-    for (int64_t n = 0; n < g.N; ++n) image(n, col);
+    const Scratch<T> s = thread_scratch<T>(g, L, c);
+    for (int64_t i = 0; i < chunks; ++i) run(i, s);
   }
 }
 
 template <class T>
 void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const Layout L(g);
-  const bool parallel_images = batch_parallel(g);
-  const int64_t rows = band_rows<T>(L, parallel_images);
-  auto image = [&](int64_t n, T* col) {
-    for (int64_t grp = 0; grp < g.groups; ++grp)
-      forward_image(g, L, rows, x + (n * g.C + grp * L.Cg) * L.HW, w + grp * L.Kg * L.CgRS, col,
-                    y + (n * g.K + grp * L.Kg) * L.PQ);
-    if (bias) add_bias(bias, g.K, L.PQ, y + n * g.K * L.PQ);
-  };
-  for_each_image<T>(g, L, rows, parallel_images, image);
+  const Chunking c = plan_chunks<T>(g, L);
+  for_each_chunk<T>(g, L, c, [&](int64_t n0, int64_t count, Scratch<T> s) {
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const T* x_g = x + (n0 * g.C + grp * L.Cg) * L.HW;
+      const T* w_g = w + grp * L.Kg * L.CgRS;
+      T* y_g = y + (n0 * g.K + grp * L.Kg) * L.PQ;
+      if (count == 1) {
+        forward_image(g, L, c.rows, x_g, w_g, s.col, y_g);
+      } else {
+        forward_images(g, L, count, x_g, w_g, s, y_g);
+      }
+    }
+    if (bias)
+      for (int64_t n = n0; n < n0 + count; ++n) add_bias(bias, g.K, L.PQ, y + n * g.K * L.PQ);
+  });
 }
 
 template <class T>
 void backward_input_gemm(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   const Layout L(g);
-  const bool parallel_images = batch_parallel(g);
-  const int64_t rows = band_rows<T>(L, parallel_images);
-  auto image = [&](int64_t n, T* col) {
-    for (int64_t grp = 0; grp < g.groups; ++grp)
-      backward_input_image(g, L, rows, gy + (n * g.K + grp * L.Kg) * L.PQ, w + grp * L.Kg * L.CgRS, col,
-                           gx + (n * g.C + grp * L.Cg) * L.HW);
-  };
-  for_each_image<T>(g, L, rows, parallel_images, image);
+  const Chunking c = plan_chunks<T>(g, L);
+  for_each_chunk<T>(g, L, c, [&](int64_t n0, int64_t count, Scratch<T> s) {
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const T* gy_g = gy + (n0 * g.K + grp * L.Kg) * L.PQ;
+      const T* w_g = w + grp * L.Kg * L.CgRS;
+      T* gx_g = gx + (n0 * g.C + grp * L.Cg) * L.HW;
+      if (count == 1) {
+        backward_input_image(g, L, c.rows, gy_g, w_g, s.col, gx_g);
+      } else {
+        backward_input_images(g, L, count, gy_g, w_g, s, gx_g);
+      }
+    }
+  });
 }
 
 template <class T>
 void backward_weight_gemm(const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
   const Layout L(g);
-  const bool parallel_images = batch_parallel(g);
-  const int64_t rows = band_rows<T>(L, parallel_images);
-  const int64_t weight_size = g.K * L.CgRS;
-  // out = (accumulate ? out : 0) + the gradient from image n.
-  auto image = [&](int64_t n, T* col, bool accumulate, T* out) {
-    for (int64_t grp = 0; grp < g.groups; ++grp)
-      backward_weight_image(g, L, rows, gy + (n * g.K + grp * L.Kg) * L.PQ, x + (n * g.C + grp * L.Cg) * L.HW, col,
-                            accumulate, out + grp * L.Kg * L.CgRS);
+  const Chunking c = plan_chunks<T>(g, L);
+  const int64_t weight_size = g.K * L.CgRS, chunks = c.chunks(g.N);
+  // out = (accumulate ? out : 0) + the gradient from chunk i.
+  auto chunk = [&](int64_t i, Scratch<T> s, bool accumulate, T* out) {
+    const int64_t n0 = i * c.images, count = std::min(c.images, g.N - n0);
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const T* gy_g = gy + (n0 * g.K + grp * L.Kg) * L.PQ;
+      const T* x_g = x + (n0 * g.C + grp * L.Cg) * L.HW;
+      T* gw_g = out + grp * L.Kg * L.CgRS;
+      if (count == 1) {
+        backward_weight_image(g, L, c.rows, gy_g, x_g, s.col, accumulate, gw_g);
+      } else {
+        backward_weight_images(g, L, count, gy_g, x_g, s, accumulate, gw_g);
+      }
+    }
   };
-  if (!parallel_images) {
-    T* col = column_buffer<T>(g, L, rows);
-    for (int64_t n = 0; n < g.N; ++n) image(n, col, n > 0, gw);
+  if (!c.parallel) {
+    const Scratch<T> s = thread_scratch<T>(g, L, c);
+    for (int64_t i = 0; i < chunks; ++i) chunk(i, s, i > 0, gw);
     return;
   }
-  // Thread t sums its images into its own buffer (thread 0 into gw); the buffers are
+  // Thread t sums its chunks into its own buffer (thread 0 into gw); the buffers are
   // then added into gw in thread order. Every buffer a thread reads has been written.
   const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   std::unique_ptr<T[]> partials(new T[static_cast<size_t>(max_threads - 1) * weight_size]);
 #pragma omp parallel num_threads(max_threads)
   {
     const int t = omp_get_thread_num(), team = omp_get_num_threads();
-    T* col = column_buffer<T>(g, L, rows);
+    const Scratch<T> s = thread_scratch<T>(g, L, c);
     T* out = t == 0 ? gw : partials.get() + (t - 1) * weight_size;
     bool accumulate = false;
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < g.N; ++n) {
-      image(n, col, accumulate, out);
+    for (int64_t i = 0; i < chunks; ++i) {
+      chunk(i, s, accumulate, out);
       accumulate = true;
     }
-    if (!accumulate) std::fill(out, out + weight_size, T(0));  // this thread got no image
+    if (!accumulate) std::fill(out, out + weight_size, T(0));  // this thread got no chunk
 #pragma omp barrier
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < weight_size; ++i) {
@@ -345,239 +451,27 @@ void backward_weight_gemm(const Conv2dGeometry& g, const T* gy, const T* x, T* g
   }
 }
 
-// ---- direct loops for one input channel per group ------------------------------------
-// Input planes are first copied into a zero border, so that every tap reads inside the
-// copy and the loops need no bounds checks. Output rows are computed in blocks of
-// kBlock columns held in registers across all R*S taps.
-
-constexpr int64_t kBlock = 16;
-
-// A plane of rows x cols placed at (top, left) inside a zero frame of padded_rows x padded_cols.
-template <class T>
-void frame_plane(const T* plane, int64_t rows, int64_t cols, int64_t top, int64_t left, int64_t padded_rows,
-                 int64_t padded_cols, T* framed) {
-  std::fill(framed, framed + padded_rows * padded_cols, T(0));
-  for (int64_t i = 0; i < rows; ++i)
-    std::copy(plane + i * cols, plane + (i + 1) * cols, framed + (i + top) * padded_cols + left);
-}
-
-struct Taps {
-  int64_t R, S, stride_h, stride_w, dilation_h, dilation_w;
-};
-
-// out[i][j] += sum_{r,s} w[r*S+s] * in[(i*stride_h + r*dilation_h)*ld + j*stride_w + s*dilation_w]
-// for i < rows, j < cols (out is rows x cols, contiguous). KR, KS > 0 fix R and S at
-// compile time, so the tap loops unroll (the common 3x3 and 5x5 kernels).
-template <int KR, int KS, class T>
-void correlate_add(const T* in, int64_t ld, const T* w, const Taps& t, int64_t rows, int64_t cols, T* out) {
-  const int64_t R = KR > 0 ? KR : t.R, S = KS > 0 ? KS : t.S;
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* base = in + i * t.stride_h * ld;
-    T* o = out + i * cols;
-    for (int64_t j0 = 0; j0 < cols; j0 += kBlock) {
-      const int64_t width = std::min(kBlock, cols - j0);
-      T acc[kBlock];
-      if (width == kBlock && t.stride_w == 1) {
-        for (int64_t j = 0; j < kBlock; ++j) acc[j] = o[j0 + j];
-        for (int64_t r = 0; r < R; ++r)
-          for (int64_t s = 0; s < S; ++s) {
-            const T wv = w[r * S + s];
-            const T* p = base + r * t.dilation_h * ld + s * t.dilation_w + j0;
-#pragma omp simd
-            for (int64_t j = 0; j < kBlock; ++j) acc[j] += wv * p[j];
-          }
-      } else {
-        for (int64_t j = 0; j < width; ++j) acc[j] = o[j0 + j];
-        for (int64_t r = 0; r < R; ++r)
-          for (int64_t s = 0; s < S; ++s) {
-            const T wv = w[r * S + s];
-            const T* p = base + r * t.dilation_h * ld + s * t.dilation_w + j0 * t.stride_w;
-            for (int64_t j = 0; j < width; ++j) acc[j] += wv * p[j * t.stride_w];
-          }
-      }
-      std::copy(acc, acc + width, o + j0);
-    }
-  }
-}
-
-template <class T>
-void correlate_add(const T* in, int64_t ld, const T* w, const Taps& t, int64_t rows, int64_t cols, T* out) {
-  if (t.R == 3 && t.S == 3) {
-    correlate_add<3, 3>(in, ld, w, t, rows, cols, out);
-  } else if (t.R == 5 && t.S == 5) {
-    correlate_add<5, 5>(in, ld, w, t, rows, cols, out);
-  } else {
-    correlate_add<0, 0>(in, ld, w, t, rows, cols, out);
-  }
-}
-
-Taps taps_of(const Conv2dGeometry& g) { return {g.R, g.S, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w}; }
-
-template <class T>
-void forward_direct(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  const Layout L(g);
-  const int64_t rows = g.H + 2 * g.pad_h, cols = g.W + 2 * g.pad_w;
-#pragma omp parallel
-  {
-    T* framed = thread_buffer<T>(rows * cols);
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t n = 0; n < g.N; ++n) {
-      for (int64_t c = 0; c < g.C; ++c) {
-        frame_plane(x + (n * g.C + c) * L.HW, g.H, g.W, g.pad_h, g.pad_w, rows, cols, framed);
-        for (int64_t k = c * L.Kg; k < (c + 1) * L.Kg; ++k) {
-          T* yp = y + (n * g.K + k) * L.PQ;
-          std::fill(yp, yp + L.PQ, bias ? bias[k] : T(0));
-          correlate_add(framed, cols, w + k * g.R * g.S, taps_of(g), L.P, L.Q, yp);
-        }
-      }
-    }
-  }
-}
-
-// Stride 1 with padding within the kernel's reach: gx is the full correlation of gy with
-// the flipped kernel, gx[i][j] = sum_{r,s} w[R-1-r][S-1-s] * framed_gy[i + r*dh][j + s*dw].
-bool backward_input_as_correlation(const Conv2dGeometry& g) {
-  return g.stride_h == 1 && g.stride_w == 1 && g.pad_h <= (g.R - 1) * g.dilation_h &&
-         g.pad_w <= (g.S - 1) * g.dilation_w;
-}
-
-template <class T>
-void backward_input_direct(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
-  const Layout L(g);
-  const int64_t RS = g.R * g.S;
-  if (backward_input_as_correlation(g)) {
-    const int64_t top = (g.R - 1) * g.dilation_h - g.pad_h, left = (g.S - 1) * g.dilation_w - g.pad_w;
-    const int64_t rows = L.P + 2 * top, cols = L.Q + 2 * left;
-    const Taps flipped_taps{g.R, g.S, 1, 1, g.dilation_h, g.dilation_w};
-#pragma omp parallel
-    {
-      T* framed = thread_buffer<T>(rows * cols);
-      std::vector<T> flipped(static_cast<size_t>(RS));
-#pragma omp for collapse(2) schedule(static)
-      for (int64_t n = 0; n < g.N; ++n) {
-        for (int64_t c = 0; c < g.C; ++c) {
-          T* gxp = gx + (n * g.C + c) * L.HW;
-          std::fill(gxp, gxp + L.HW, T(0));
-          for (int64_t k = c * L.Kg; k < (c + 1) * L.Kg; ++k) {
-            std::reverse_copy(w + k * RS, w + (k + 1) * RS, flipped.begin());
-            frame_plane(gy + (n * g.K + k) * L.PQ, L.P, L.Q, top, left, rows, cols, framed);
-            correlate_add(framed, cols, flipped.data(), flipped_taps, g.H, g.W, gxp);
-          }
-        }
-      }
-    }
-    return;
-  }
-  // Otherwise scatter each output's taps into a framed gx and keep its interior.
-  const int64_t rows = g.H + 2 * g.pad_h, cols = g.W + 2 * g.pad_w;
-#pragma omp parallel
-  {
-    T* framed = thread_buffer<T>(rows * cols);
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t n = 0; n < g.N; ++n) {
-      for (int64_t c = 0; c < g.C; ++c) {
-        std::fill(framed, framed + rows * cols, T(0));
-        for (int64_t k = c * L.Kg; k < (c + 1) * L.Kg; ++k) {
-          const T* wk = w + k * RS;
-          const T* gyp = gy + (n * g.K + k) * L.PQ;
-          for (int64_t oh = 0; oh < L.P; ++oh) {
-            const T* __restrict in = gyp + oh * L.Q;
-            for (int64_t r = 0; r < g.R; ++r) {
-              T* row = framed + (oh * g.stride_h + r * g.dilation_h) * cols;
-              for (int64_t s = 0; s < g.S; ++s) {
-                const T wv = wk[r * g.S + s];
-                T* __restrict out = row + s * g.dilation_w;
-                for (int64_t ow = 0; ow < L.Q; ++ow) out[ow * g.stride_w] += wv * in[ow];
-              }
-            }
-          }
-        }
-        T* gxp = gx + (n * g.C + c) * L.HW;
-        for (int64_t ih = 0; ih < g.H; ++ih) {
-          const T* src = framed + (ih + g.pad_h) * cols + g.pad_w;
-          std::copy(src, src + g.W, gxp + ih * g.W);
-        }
-      }
-    }
-  }
-}
-
-// gw[k][r][s] = sum over images and output positions of gy * the input under tap (r, s).
-// Each (r, s) sum runs over whole planes in kBlock-wide partial sums (reduced once per
-// image), so short rows do not pay a horizontal reduction each.
-template <class T>
-void backward_weight_direct(const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
-  const Layout L(g);
-  const int64_t rows = g.H + 2 * g.pad_h, cols = g.W + 2 * g.pad_w, RS = g.R * g.S;
-  const int64_t sw = g.stride_w, full = L.Q / kBlock * kBlock;
-#pragma omp parallel
-  {
-    T* framed = thread_buffer<T>(rows * cols);
-#pragma omp for schedule(static)
-    for (int64_t k = 0; k < g.K; ++k) {
-      T* gwk = gw + k * RS;
-      std::fill(gwk, gwk + RS, T(0));
-      for (int64_t n = 0; n < g.N; ++n) {
-        frame_plane(x + (n * g.C + k / L.Kg) * L.HW, g.H, g.W, g.pad_h, g.pad_w, rows, cols, framed);
-        const T* gyp = gy + (n * g.K + k) * L.PQ;
-        for (int64_t r = 0; r < g.R; ++r) {
-          for (int64_t s = 0; s < g.S; ++s) {
-            T acc[kBlock] = {};
-            T rest = 0;
-            for (int64_t oh = 0; oh < L.P; ++oh) {
-              const T* go = gyp + oh * L.Q;
-              const T* in = framed + (oh * g.stride_h + r * g.dilation_h) * cols + s * g.dilation_w;
-              for (int64_t j0 = 0; j0 < full; j0 += kBlock)
-                for (int64_t j = 0; j < kBlock; ++j) acc[j] += go[j0 + j] * in[(j0 + j) * sw];
-              for (int64_t j = full; j < L.Q; ++j) rest += go[j] * in[j * sw];
-            }
-            for (int64_t j = 0; j < kBlock; ++j) rest += acc[j];
-            gwk[r * g.S + s] += rest;
-          }
-        }
-      }
-    }
-  }
-}
-
-bool one_channel_per_group(const Conv2dGeometry& g) { return g.C == g.groups; }
-
 }  // namespace
 
 template <class T>
-void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  if (one_channel_per_group(g)) {
-    forward_direct(g, x, w, bias, y);
-  } else {
-    forward_gemm(g, x, w, bias, y);
-  }
+void conv2d_forward_im2col(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  forward_gemm(g, x, w, bias, y);
 }
-
 template <class T>
-void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
-  if (one_channel_per_group(g)) {
-    backward_input_direct(g, gy, w, gx);
-  } else {
-    backward_input_gemm(g, gy, w, gx);
-  }
+void conv2d_backward_input_im2col(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
+  backward_input_gemm(g, gy, w, gx);
 }
-
 template <class T>
-void conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
-  if (g.N == 0) {
-    std::fill(gw, gw + g.K * (g.C / g.groups) * g.R * g.S, T(0));
-  } else if (one_channel_per_group(g)) {
-    backward_weight_direct(g, gy, x, gw);
-  } else {
-    backward_weight_gemm(g, gy, x, gw);
-  }
+void conv2d_backward_weight_im2col(const Conv2dGeometry& g, const T* gy, const T* x, T* gw) {
+  backward_weight_gemm(g, gy, x, gw);
 }
 
-template void conv2d_forward<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*);
-template void conv2d_forward<double>(const Conv2dGeometry&, const double*, const double*, const double*, double*);
-template void conv2d_backward_input<float>(const Conv2dGeometry&, const float*, const float*, float*);
-template void conv2d_backward_input<double>(const Conv2dGeometry&, const double*, const double*, double*);
-template void conv2d_backward_weight<float>(const Conv2dGeometry&, const float*, const float*, float*);
-template void conv2d_backward_weight<double>(const Conv2dGeometry&, const double*, const double*, double*);
+template void conv2d_forward_im2col<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*);
+template void conv2d_forward_im2col<double>(const Conv2dGeometry&, const double*, const double*, const double*,
+                                            double*);
+template void conv2d_backward_input_im2col<float>(const Conv2dGeometry&, const float*, const float*, float*);
+template void conv2d_backward_input_im2col<double>(const Conv2dGeometry&, const double*, const double*, double*);
+template void conv2d_backward_weight_im2col<float>(const Conv2dGeometry&, const float*, const float*, float*);
+template void conv2d_backward_weight_im2col<double>(const Conv2dGeometry&, const double*, const double*, double*);
 
 }  // namespace dmix::kernels::cpu

@@ -321,6 +321,41 @@ TEST_CASE("DMixup batch: x = sum_k pi_k x[sigma_{k-1}], labels by pi") {
   CHECK(m.components[0][0].weight != m.components[1][0].weight);
 }
 
+TEST_CASE("Mixup and DMixup pixels are the chain w_0 x_0, then fma(w_k, x_k, .), bit for bit") {
+  // The CUDA kernel computes this exact chain (kernels/cuda/mixing.h), so CPU and GPU
+  // batches agree bit for bit; a compiler's own contraction choice must not decide it.
+  const int64_t B = 6, C = 2, H = 5, W = 7, CHW = C * H * W;
+  Tensor images = Tensor::empty({B, C, H, W});
+  for (int64_t i = 0; i < images.numel(); ++i) images.data<float>()[i] = std::sin(0.37f * float(i)) * 3.0f + 0.1f;
+  Tensor labels = Tensor::zeros({B}, DType::i64);
+  const float* x = images.data<float>();
+  int64_t mismatches = 0;
+
+  Generator g1(12);
+  const MixedBatch mixup = mix_batch(images, labels, Tensor(), 2, options(MixMethod::Mixup, 2, 1.0), g1);
+  for (int64_t b = 0; b < B; ++b) {
+    const MixComponent& partner = mixup.components[b][1];
+    const float lam = float(mixup.components[b][0].weight), rest = float(partner.weight);
+    for (int64_t i = 0; i < CHW; ++i) {
+      const float partner_part = rest * x[partner.index * CHW + i];
+      mismatches += mixup.images.data<float>()[b * CHW + i] != std::fma(lam, x[b * CHW + i], partner_part);
+    }
+  }
+  CHECK(mismatches == 0);
+
+  Generator g2(13);
+  const MixedBatch dmixup = mix_batch(images, labels, Tensor(), 2, options(MixMethod::DMixup, 4, 1.0), g2);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& comps = dmixup.components[b];
+    for (int64_t i = 0; i < CHW; ++i) {
+      float acc = float(comps[0].weight) * x[comps[0].index * CHW + i];
+      for (size_t k = 1; k < comps.size(); ++k) acc = std::fma(float(comps[k].weight), x[comps[k].index * CHW + i], acc);
+      mismatches += dmixup.images.data<float>()[b * CHW + i] != acc;
+    }
+  }
+  CHECK(mismatches == 0);
+}
+
 TEST_CASE("Cutout zeroes one clipped square per sample and keeps the labels") {
   const TestBatch t = constant_batch(64, 2, 12, 12, 5);
   Generator gen(3);

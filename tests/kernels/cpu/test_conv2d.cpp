@@ -2,6 +2,7 @@
 // seven-loop references, in f64 and f32, over strides, padding, dilation, groups,
 // depthwise, 1x1, odd and rectangular shapes, and batches smaller than the thread count.
 #include <doctest/doctest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -56,6 +57,11 @@ std::vector<Config> configs() {
       {"several row bands (64 channels, 3x3)", geometry(2, 64, 40, 40, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
       {"several row bands, 5x5 stride 2 groups 2", geometry(2, 96, 60, 59, 4, 5, 5, 2, 2, 2, 2, 1, 1, 2)},
       {"kernel covers the whole padded input", geometry(2, 2, 3, 3, 2, 5, 5, 1, 1, 1, 1, 1, 1, 1)},
+      // Under 256 output pixels, several images share one GEMM (a ragged last chunk too).
+      {"small images grouped, 3x3 pad 1", geometry(9, 5, 5, 6, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
+      {"small images grouped, 1x1", geometry(11, 6, 4, 4, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+      {"small images grouped, groups 2 stride 2", geometry(13, 4, 7, 7, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2)},
+      {"small images grouped, 1x1 stride 2", geometry(10, 6, 8, 8, 4, 1, 1, 2, 2, 0, 0, 1, 1, 1)},
   };
 }
 
@@ -192,6 +198,19 @@ TEST_CASE("conv2d kernel adjoints: <conv(x,w), gy> = <x, backward_input> = <w, b
     CHECK(x_gx == doctest::Approx(y_gy).epsilon(1e-12));
     CHECK(w_gw == doctest::Approx(y_gy).epsilon(1e-12));
   }
+}
+
+TEST_CASE("conv2d kernels give the reference for 1, 2 and 3 threads (chunking follows the thread count)") {
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    for (const Config& cfg : configs()) {
+      CAPTURE(threads);
+      CAPTURE(std::string(cfg.name));
+      check_config<double>(cfg, 1e-12);
+    }
+  }
+  omp_set_num_threads(saved);
 }
 
 TEST_CASE("conv2d kernels called from inside an OpenMP parallel region (nested callers)") {

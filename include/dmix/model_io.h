@@ -1,0 +1,111 @@
+// Models to and from files, in a few calls. A registry model (nn/models/registry.h) is
+// saved as a dmix checkpoint whose metadata names it, the format `dmix train` writes, so
+// load_model() rebuilds it from the file alone and `dmix eval --weights` / `dmix predict`
+// read it too. A model built by hand from layers is saved as its plain state dict
+// (PyTorch's parameter names; safetensors.torch.load_file reads it) and loaded into an
+// instance the caller built the same way.
+#pragma once
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "engine/error.h"
+#include "engine/safetensors.h"
+#include "nn/checkpoint.h"
+#include "nn/models/registry.h"
+#include "nn/module.h"
+#include "nn/optim.h"
+
+namespace dmix {
+
+struct ModelSpec {
+  std::string name;         // a registry name, e.g. "pyramidnet20_a48", "resnet18" (nn::model_names())
+  int64_t num_classes = 0;  // 0: unknown (load_model reads it from the file)
+  int64_t in_channels = 0;
+};
+
+// A registry model on `device`. Its weights come from the default generator: call
+// default_generator().set_state(seed, 0) first for the same weights on every run.
+inline std::shared_ptr<nn::Module> build_model(const ModelSpec& spec, Device device = Device::cpu()) {
+  check(spec.num_classes > 0 && spec.in_channels > 0, "build_model", spec.name,
+        ": num_classes and in_channels must be positive, got ", spec.num_classes, " and ", spec.in_channels);
+  auto model = nn::make_model(spec.name, spec.num_classes, spec.in_channels);
+  model->to(device);
+  return model;
+}
+
+// Writes `model` (and the optimizer's state, when given) atomically as a dmix checkpoint;
+// `metadata` adds string entries of the caller's own (epoch, accuracy, ...).
+inline void save_model(const std::string& path, const nn::Module& model, const ModelSpec& spec,
+                       const nn::Optimizer* optimizer = nullptr, std::map<std::string, std::string> metadata = {}) {
+  check(!spec.name.empty() && spec.num_classes > 0 && spec.in_channels > 0, "save_model", path,
+        ": the spec must name the model and its num_classes and in_channels");
+  metadata["model"] = spec.name;
+  metadata["num_classes"] = std::to_string(spec.num_classes);
+  metadata["in_channels"] = std::to_string(spec.in_channels);
+  nn::save_checkpoint(path, model, optimizer, std::move(metadata));
+}
+
+struct LoadedModel {
+  std::shared_ptr<nn::Module> model;  // weights loaded, on the device asked for, in training mode
+  ModelSpec spec;                     // as read from the file (or given)
+  nn::Checkpoint checkpoint;          // everything the file holds: optimizer state, metadata
+};
+
+namespace api_detail {
+// The size along `dim` of the first of `names` the state dict holds; 0 when none is there.
+inline int64_t size_of_first(const nn::StateDict& state, std::initializer_list<const char*> names, int64_t dim) {
+  for (const char* name : names) {
+    auto it = state.find(name);
+    if (it != state.end() && it->second.dim() > dim) return it->second.size(dim);
+  }
+  return 0;
+}
+}  // namespace api_detail
+
+// Reads a checkpoint written by `dmix train` or save_model() and rebuilds its model; fields
+// set in `spec` must agree with the file. A plain safetensors state dict (from save_weights
+// or PyTorch) needs spec.name; its class count and input channels are read off the
+// classifier and stem weights when spec leaves them 0.
+inline LoadedModel load_model(const std::string& path, ModelSpec spec = {}, Device device = Device::cpu()) {
+  LoadedModel out;
+  out.checkpoint = nn::load_checkpoint(path);
+  const nn::Checkpoint& c = out.checkpoint;
+  if (c.is_dmix_checkpoint) {
+    const std::string name = c.meta("model");
+    const int64_t classes = std::stoll(c.meta("num_classes")), channels = std::stoll(c.meta("in_channels"));
+    check(spec.name.empty() || spec.name == name, "load_model", path, " holds model ", name, ", not ", spec.name);
+    check(spec.num_classes <= 0 || spec.num_classes == classes, "load_model", path, " has ", classes,
+          " classes, not ", spec.num_classes);
+    check(spec.in_channels <= 0 || spec.in_channels == channels, "load_model", path, " takes ", channels,
+          " input channels, not ", spec.in_channels);
+    spec = {name, classes, channels};
+  } else {
+    check(!spec.name.empty(), "load_model", path, " is a plain state dict: say which model it holds (spec.name)");
+    if (spec.num_classes <= 0)
+      spec.num_classes = api_detail::size_of_first(c.model, {"fc.weight", "linear.weight", "classifier.weight"}, 0);
+    if (spec.in_channels <= 0)
+      spec.in_channels = api_detail::size_of_first(c.model, {"conv1.weight", "conv_1_3x3.weight"}, 1);
+    check(spec.num_classes > 0 && spec.in_channels > 0, "load_model", "cannot tell the class count or input channels of ",
+          path, ": set spec.num_classes and spec.in_channels");
+  }
+  out.model = build_model(spec, device);
+  out.model->load_state_dict(c.model);
+  out.spec = spec;
+  return out;
+}
+
+// The model's state dict (parameters and buffers) as a plain safetensors file, written atomically.
+inline void save_weights(const std::string& path, const nn::Module& model) {
+  save_safetensors(path, model.state_dict());
+}
+
+// Loads weights into `model`, which must have the parameter names and shapes the file has:
+// a plain state dict or the model part of a dmix checkpoint. strict=false skips names
+// present on one side only. Every mismatch is reported in one dmix::Error.
+inline void load_weights(const std::string& path, nn::Module& model, bool strict = true) {
+  model.load_state_dict(nn::load_checkpoint(path).model, strict);
+}
+
+}  // namespace dmix

@@ -1,0 +1,125 @@
+// Which convolution runs on the GPU: the process-wide backend (cuDNN or handwritten, from
+// DMIX_CUDA_CONV or set_conv_backend), and within the handwritten path, implicit GEMM or
+// direct loops by the shape. No arithmetic here; see conv2d.h for the overview.
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "engine/error.h"
+#include "kernels/cuda/conv2d.h"
+
+namespace dmix::kernels::cuda {
+namespace {
+
+constexpr int kUnset = -1;
+std::atomic<int> chosen_backend{kUnset};
+
+ConvBackend backend_from_environment() {
+  const char* env = std::getenv("DMIX_CUDA_CONV");
+  const std::string choice = env ? env : "";
+  if (choice.empty()) return cudnn_available() ? ConvBackend::cuDNN : ConvBackend::Handwritten;
+  if (choice == "handwritten") return ConvBackend::Handwritten;
+  if (choice == "cudnn") {
+    check(cudnn_available(), "conv2d",
+          "DMIX_CUDA_CONV=cudnn, but dmix was built without cuDNN; use DMIX_CUDA_CONV=handwritten or unset it");
+    return ConvBackend::cuDNN;
+  }
+  fail("conv2d", "environment variable DMIX_CUDA_CONV must be 'cudnn' or 'handwritten', got '", choice, "'");
+}
+
+}  // namespace
+
+void set_conv_backend(ConvBackend backend) {
+  check(backend != ConvBackend::cuDNN || cudnn_available(), "set_conv_backend",
+        "dmix was built without cuDNN; only the handwritten convolution is available");
+  chosen_backend.store(static_cast<int>(backend));
+}
+
+ConvBackend conv_backend() {
+  int b = chosen_backend.load();
+  if (b == kUnset) {
+    // The first caller reads the environment; an earlier set_conv_backend() wins.
+    int expected = kUnset;
+    chosen_backend.compare_exchange_strong(expected, static_cast<int>(backend_from_environment()));
+    b = chosen_backend.load();
+  }
+  return static_cast<ConvBackend>(b);
+}
+
+const char* conv_backend_name(ConvBackend backend) {
+  return backend == ConvBackend::cuDNN ? "cudnn" : "handwritten";
+}
+
+// A GEMM tile is at least 16 wide; with one or two channels per group on both sides
+// (depthwise) almost all of it would be padding, and the direct loops do less work.
+bool conv2d_uses_direct(const Conv2dGeometry& g) {
+  const int64_t cg = g.C / g.groups, kg = g.K / g.groups;
+  return cg * kg <= 4;
+}
+
+template <class T>
+void conv2d_forward_handwritten(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y, int device) {
+  if (conv2d_uses_direct(g))
+    conv2d_forward_direct(g, x, w, bias, y, device);
+  else
+    conv2d_forward_implicit_gemm(g, x, w, bias, y, device);
+}
+
+template <class T>
+void conv2d_backward_input_handwritten(const Conv2dGeometry& g, const T* gy, const T* w, T* gx, int device) {
+  if (conv2d_uses_direct(g))
+    conv2d_backward_input_direct(g, gy, w, gx, device);
+  else
+    conv2d_backward_input_implicit_gemm(g, gy, w, gx, device);
+}
+
+template <class T>
+void conv2d_backward_weight_handwritten(const Conv2dGeometry& g, const T* gy, const T* x, T* gw, int device) {
+  if (conv2d_uses_direct(g))
+    conv2d_backward_weight_direct(g, gy, x, gw, device);
+  else
+    conv2d_backward_weight_implicit_gemm(g, gy, x, gw, device);
+}
+
+template <class T>
+void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y, int device) {
+  if (conv_backend() == ConvBackend::cuDNN)
+    conv2d_forward_cudnn(g, x, w, bias, y, device);
+  else
+    conv2d_forward_handwritten(g, x, w, bias, y, device);
+}
+
+template <class T>
+void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx, int device) {
+  if (conv_backend() == ConvBackend::cuDNN)
+    conv2d_backward_input_cudnn(g, gy, w, gx, device);
+  else
+    conv2d_backward_input_handwritten(g, gy, w, gx, device);
+}
+
+template <class T>
+void conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, T* gw, int device) {
+  if (conv_backend() == ConvBackend::cuDNN)
+    conv2d_backward_weight_cudnn(g, gy, x, gw, device);
+  else
+    conv2d_backward_weight_handwritten(g, gy, x, gw, device);
+}
+
+template void conv2d_forward<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*, int);
+template void conv2d_backward_input<float>(const Conv2dGeometry&, const float*, const float*, float*, int);
+template void conv2d_backward_weight<float>(const Conv2dGeometry&, const float*, const float*, float*, int);
+template void conv2d_forward_handwritten<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*,
+                                                int);
+template void conv2d_backward_input_handwritten<float>(const Conv2dGeometry&, const float*, const float*, float*, int);
+template void conv2d_backward_weight_handwritten<float>(const Conv2dGeometry&, const float*, const float*, float*, int);
+template void conv2d_forward<double>(const Conv2dGeometry&, const double*, const double*, const double*, double*, int);
+template void conv2d_backward_input<double>(const Conv2dGeometry&, const double*, const double*, double*, int);
+template void conv2d_backward_weight<double>(const Conv2dGeometry&, const double*, const double*, double*, int);
+template void conv2d_forward_handwritten<double>(const Conv2dGeometry&, const double*, const double*, const double*,
+                                                 double*, int);
+template void conv2d_backward_input_handwritten<double>(const Conv2dGeometry&, const double*, const double*, double*,
+                                                        int);
+template void conv2d_backward_weight_handwritten<double>(const Conv2dGeometry&, const double*, const double*, double*,
+                                                         int);
+
+}  // namespace dmix::kernels::cuda

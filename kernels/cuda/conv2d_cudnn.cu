@@ -1,0 +1,422 @@
+// conv2d on cuDNN: the forward pass and its two adjoints (backward data, backward
+// filter), f32 and f64, any stride, padding, dilation and group count (depthwise too).
+//
+// Algorithm: cuDNN's legacy convolution API. Tensors are described as NCHW, the weight
+// as a (K, C/groups, R, S) filter, the convolution as cross-correlation with the group
+// count set. cuDNN offers several algorithms per pass (implicit GEMM, precomputed-index
+// GEMM, FFT, Winograd, ...); the right one depends on the shape and the GPU. The first
+// time a (pass, geometry, dtype, device, TF32 switch) is seen, cudnnFind*AlgorithmEx runs
+// each of them on the call's own buffers and times it; the fastest deterministic one whose
+// workspace fits the limit is cached in a map (a non-deterministic one only if no
+// deterministic one works), and later calls go straight to it. The timing run writes
+// the output buffer, which the real call then overwrites.
+//
+// Workspace: taken from the caching allocator for each call and handed back at once
+// (stream-ordered, so no synchronisation), capped by DMIX_CUDNN_WORKSPACE_MB (default
+// 1024; read once). Algorithms asking more are not timed or used.
+//
+// Precision: f32 runs with CUDNN_FMA_MATH (no TF32 tensor cores: results within fp32
+// rounding of the CPU's) unless set_allow_tf32(true) (kernels/cuda/gemm.h, the switch
+// that governs cuBLAS too), in which case cuDNN may use TF32 tensor cores, ~1e-3 relative.
+// f64 uses CUDNN_DATA_DOUBLE throughout.
+//
+// Cost: 2 * N*K*(C/groups)*R*S*P*Q flops per pass at the chosen algorithm's speed, plus
+// one timing run of every algorithm per new shape. A bias is added by cudnnAddTensor
+// (one more read and write of y).
+//
+// In a build without cuDNN (DMIX_HAS_CUDNN unset) every entry point throws a dmix::Error
+// saying so; the handwritten path (conv2d_implicit_gemm.cu) is then the default.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "engine/error.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/conv2d.h"
+#include "kernels/cuda/conv2d_common.cuh"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/runtime.h"
+#include "kernels/cuda/stream.h"
+
+#if DMIX_HAS_CUDNN
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <vector>
+#endif
+
+namespace dmix::kernels::cuda {
+
+size_t cudnn_workspace_limit() {
+  static const size_t limit = [] {
+    const char* env = std::getenv("DMIX_CUDNN_WORKSPACE_MB");
+    const std::string text = env ? env : "";
+    if (text.empty()) return size_t{1024} << 20;
+    char* end = nullptr;
+    const long long mb = std::strtoll(text.c_str(), &end, 10);
+    check(end && *end == '\0' && mb >= 0 && mb <= (1LL << 24), "conv2d",
+          "environment variable DMIX_CUDNN_WORKSPACE_MB must be a whole number of MiB between 0 and 16777216, got '",
+          text, "'");
+    return static_cast<size_t>(mb) << 20;
+  }();
+  return limit;
+}
+
+#if DMIX_HAS_CUDNN
+
+bool cudnn_available() { return true; }
+
+namespace {
+
+enum class Pass { Forward, BackwardData, BackwardFilter };
+
+const char* pass_name(Pass p) {
+  return p == Pass::Forward ? "forward" : (p == Pass::BackwardData ? "backward data" : "backward filter");
+}
+
+template <class T> cudnnDataType_t data_type();
+template <> cudnnDataType_t data_type<float>() { return CUDNN_DATA_FLOAT; }
+template <> cudnnDataType_t data_type<double>() { return CUDNN_DATA_DOUBLE; }
+
+// Strict fp32: only FMA kernels. Otherwise (TF32 allowed, or f64) cuDNN's default.
+template <class T> bool strict_fp32() { return sizeof(T) == 4 && !allow_tf32(); }
+template <class T> cudnnMathType_t search_math() { return strict_fp32<T>() ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH; }
+
+int to_int(int64_t v, const char* op, const char* what) {
+  check(v <= INT_MAX, op, what, " = ", v, " does not fit cuDNN's 32-bit sizes");
+  return static_cast<int>(v);
+}
+
+// The four descriptors of one convolution, destroyed with the object.
+struct Descriptors {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+
+  Descriptors(const Conv2dGeometry& g, cudnnDataType_t type, cudnnMathType_t math, const char* op) {
+    const int64_t P = g.out_h(), Q = g.out_w();
+    check(g.N * g.C * g.H * g.W < (int64_t{1} << 31) && g.N * g.K * P * Q < (int64_t{1} << 31), op,
+          "cuDNN takes tensors of fewer than 2^31 elements (input ", g.N * g.C * g.H * g.W, ", output ",
+          g.N * g.K * P * Q, "); DMIX_CUDA_CONV=handwritten takes them");
+    try {
+      check_cudnn(cudnnCreateTensorDescriptor(&x), "cudnnCreateTensorDescriptor");
+      check_cudnn(cudnnCreateTensorDescriptor(&y), "cudnnCreateTensorDescriptor");
+      check_cudnn(cudnnCreateFilterDescriptor(&w), "cudnnCreateFilterDescriptor");
+      check_cudnn(cudnnCreateConvolutionDescriptor(&conv), "cudnnCreateConvolutionDescriptor");
+      check_cudnn(cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NCHW, type, to_int(g.N, op, "N"), to_int(g.C, op, "C"),
+                                             to_int(g.H, op, "H"), to_int(g.W, op, "W")),
+                  "cudnnSetTensor4dDescriptor (input)");
+      check_cudnn(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, type, to_int(g.N, op, "N"), to_int(g.K, op, "K"),
+                                             to_int(P, op, "P"), to_int(Q, op, "Q")),
+                  "cudnnSetTensor4dDescriptor (output)");
+      check_cudnn(cudnnSetFilter4dDescriptor(w, type, CUDNN_TENSOR_NCHW, to_int(g.K, op, "K"),
+                                             to_int(g.C / g.groups, op, "C/groups"), to_int(g.R, op, "R"),
+                                             to_int(g.S, op, "S")),
+                  "cudnnSetFilter4dDescriptor");
+      check_cudnn(cudnnSetConvolution2dDescriptor(conv, to_int(g.pad_h, op, "pad_h"), to_int(g.pad_w, op, "pad_w"),
+                                                  to_int(g.stride_h, op, "stride_h"),
+                                                  to_int(g.stride_w, op, "stride_w"),
+                                                  to_int(g.dilation_h, op, "dilation_h"),
+                                                  to_int(g.dilation_w, op, "dilation_w"), CUDNN_CROSS_CORRELATION,
+                                                  type),
+                  "cudnnSetConvolution2dDescriptor");
+      check_cudnn(cudnnSetConvolutionGroupCount(conv, to_int(g.groups, op, "groups")), "cudnnSetConvolutionGroupCount");
+      check_cudnn(cudnnSetConvolutionMathType(conv, math), "cudnnSetConvolutionMathType");
+      // cuDNN's idea of the output size must be ours (Conv2dGeometry::out_h/out_w).
+      int n = 0, k = 0, p = 0, q = 0;
+      check_cudnn(cudnnGetConvolution2dForwardOutputDim(conv, x, w, &n, &k, &p, &q),
+                  "cudnnGetConvolution2dForwardOutputDim");
+      check(n == g.N && k == g.K && p == P && q == Q, op, "cuDNN computes output (", n, ", ", k, ", ", p, ", ", q,
+            "), dmix (", g.N, ", ", g.K, ", ", P, ", ", Q, ")");
+    } catch (...) {
+      destroy();
+      throw;
+    }
+  }
+  ~Descriptors() { destroy(); }
+  Descriptors(const Descriptors&) = delete;
+  Descriptors& operator=(const Descriptors&) = delete;
+
+ private:
+  void destroy() {
+    // Destroying cannot fail for a descriptor that was created; nothing to report.
+    if (conv) cudnnDestroyConvolutionDescriptor(conv);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (x) cudnnDestroyTensorDescriptor(x);
+    conv = nullptr, w = nullptr, y = nullptr, x = nullptr;
+  }
+};
+
+// ---- the algorithm cache -------------------------------------------------------------------
+
+using Key = std::array<int64_t, 19>;
+
+Key make_key(Pass pass, const Conv2dGeometry& g, cudnnDataType_t type, int device) {
+  return {static_cast<int64_t>(pass), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+          g.dilation_h, g.dilation_w, g.groups, static_cast<int64_t>(type), device, allow_tf32() ? 1 : 0, 0};
+}
+
+struct Choice {
+  int algo = 0;
+  size_t workspace = 0;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+};
+
+std::mutex cache_mutex;
+std::map<Key, Choice>& cache() {
+  static std::map<Key, Choice> m;
+  return m;
+}
+
+// What one timed algorithm reported, in a form common to the three passes.
+struct Timed {
+  int algo;
+  cudnnStatus_t status;
+  float time;
+  size_t memory;
+  cudnnDeterminism_t determinism;
+  cudnnMathType_t math;
+};
+
+template <class Perf>
+std::vector<Timed> timed(const std::vector<Perf>& perf, int returned) {
+  std::vector<Timed> out;
+  for (int i = 0; i < returned; ++i)
+    out.push_back({static_cast<int>(perf[i].algo), perf[i].status, perf[i].time, perf[i].memory,
+                   perf[i].determinism, perf[i].mathType});
+  return out;
+}
+
+// The fastest usable result (cuDNN lists them fastest first): deterministic if any works.
+// In strict fp32 only FMA kernels count; TF32 tensor-core kernels never do.
+Choice pick(const std::vector<Timed>& results, size_t workspace_given, bool strict, Pass pass,
+            const Conv2dGeometry& g, const char* op) {
+  auto usable = [&](const Timed& t, bool need_deterministic) {
+    if (t.status != CUDNN_STATUS_SUCCESS || t.memory > workspace_given) return false;
+    if (need_deterministic && t.determinism != CUDNN_DETERMINISTIC) return false;
+    if (strict && (t.math == CUDNN_TENSOR_OP_MATH || t.math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) return false;
+    return true;
+  };
+  for (bool need_deterministic : {true, false})
+    for (const Timed& t : results)
+      if (usable(t, need_deterministic)) return {t.algo, t.memory, t.math};
+  std::ostringstream os;
+  for (const Timed& t : results)
+    os << " [algo " << t.algo << ": " << cudnnGetErrorString(t.status) << ", workspace " << t.memory << " B, math "
+       << static_cast<int>(t.math) << "]";
+  fail(op, "cuDNN has no usable ", pass_name(pass), " algorithm for input (", g.N, ", ", g.C, ", ", g.H, ", ", g.W,
+       "), weight (", g.K, ", ", g.C / g.groups, ", ", g.R, ", ", g.S, "), stride (", g.stride_h, ", ", g.stride_w,
+       "), padding (", g.pad_h, ", ", g.pad_w, "), dilation (", g.dilation_h, ", ", g.dilation_w, "), groups ",
+       g.groups, " within a workspace of ", workspace_given, " bytes (DMIX_CUDNN_WORKSPACE_MB); tried:", os.str(),
+       ". DMIX_CUDA_CONV=handwritten avoids cuDNN");
+}
+
+// The workspace for timing: the most any algorithm of the pass asks within the limit
+// (sizes[] from cudnnGet*WorkspaceSize), or less if the device cannot spare it.
+conv::ScopedBuffer timing_workspace(const std::vector<size_t>& sizes, int device) {
+  size_t want = 0;
+  for (size_t s : sizes)
+    if (s <= cudnn_workspace_limit()) want = std::max(want, s);
+  // Fall back to ever smaller workspaces: the algorithms that then do not fit are skipped.
+  while (true) {
+    try {
+      return conv::ScopedBuffer(want, device);
+    } catch (const Error&) {
+      if (want == 0) throw;
+      size_t smaller = 0;
+      for (size_t s : sizes)
+        if (s < want) smaller = std::max(smaller, s);
+      want = smaller;
+    }
+  }
+}
+
+// Runs `find` under the cache lock the first time `key` is seen.
+template <class Find>
+Choice cached_choice(const Key& key, Find&& find) {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  auto it = cache().find(key);
+  if (it != cache().end()) return it->second;
+  const Choice c = find();
+  cache().emplace(key, c);
+  return c;
+}
+
+// The math type a chosen algorithm runs with: strict fp32 stays on FMA whatever the
+// timing run reported; otherwise the algorithm's own (as cuDNN asks since 7.4).
+template <class T>
+void set_run_math(const Descriptors& d, const Choice& c) {
+  check_cudnn(cudnnSetConvolutionMathType(d.conv, strict_fp32<T>() ? CUDNN_FMA_MATH : c.math),
+              "cudnnSetConvolutionMathType");
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_forward_cudnn(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y, int device) {
+  const char* op = "conv2d_forward_cudnn";
+  check_device(device, op);
+  if (g.N == 0) return;
+  cudnnHandle_t handle = cudnn_handle(device);
+  DeviceGuard guard(device);
+  const Descriptors d(g, data_type<T>(), search_math<T>(), op);
+  const Choice choice = cached_choice(make_key(Pass::Forward, g, data_type<T>(), device), [&] {
+    std::vector<size_t> sizes;
+    for (int a = 0; a < CUDNN_CONVOLUTION_FWD_ALGO_COUNT; ++a) {
+      size_t bytes = 0;
+      if (cudnnGetConvolutionForwardWorkspaceSize(
+              handle, d.x, d.w, d.conv, d.y, static_cast<cudnnConvolutionFwdAlgo_t>(a), &bytes) == CUDNN_STATUS_SUCCESS)
+        sizes.push_back(bytes);
+    }
+    conv::ScopedBuffer workspace = timing_workspace(sizes, device);
+    int max_count = 0, returned = 0;
+    check_cudnn(cudnnGetConvolutionForwardAlgorithmMaxCount(handle, &max_count),
+                "cudnnGetConvolutionForwardAlgorithmMaxCount");
+    std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(std::max(max_count, 1)));
+    check_cudnn(cudnnFindConvolutionForwardAlgorithmEx(handle, d.x, x, d.w, w, d.conv, d.y, y, max_count, &returned,
+                                                       perf.data(), workspace.get(), workspace.bytes()),
+                "cudnnFindConvolutionForwardAlgorithmEx");
+    return pick(timed(perf, returned), workspace.bytes(), strict_fp32<T>(), Pass::Forward, g, op);
+  });
+  set_run_math<T>(d, choice);
+  conv::ScopedBuffer workspace(choice.workspace, device);
+  const T one = 1, zero = 0;
+  check_cudnn(cudnnConvolutionForward(handle, &one, d.x, x, d.w, w, d.conv,
+                                      static_cast<cudnnConvolutionFwdAlgo_t>(choice.algo), workspace.get(),
+                                      choice.workspace, &zero, d.y, y),
+              "cudnnConvolutionForward");
+  if (bias) {
+    cudnnTensorDescriptor_t bias_desc = nullptr;
+    check_cudnn(cudnnCreateTensorDescriptor(&bias_desc), "cudnnCreateTensorDescriptor (bias)");
+    const cudnnStatus_t set =
+        cudnnSetTensor4dDescriptor(bias_desc, CUDNN_TENSOR_NCHW, data_type<T>(), 1, static_cast<int>(g.K), 1, 1);
+    const cudnnStatus_t added = set == CUDNN_STATUS_SUCCESS
+                                    ? cudnnAddTensor(handle, &one, bias_desc, bias, &one, d.y, y)
+                                    : set;
+    cudnnDestroyTensorDescriptor(bias_desc);
+    check_cudnn(added, "cudnnAddTensor (bias)");
+  }
+}
+
+template <class T>
+void conv2d_backward_input_cudnn(const Conv2dGeometry& g, const T* gy, const T* w, T* gx, int device) {
+  const char* op = "conv2d_backward_input_cudnn";
+  check_device(device, op);
+  if (g.N == 0) return;
+  cudnnHandle_t handle = cudnn_handle(device);
+  DeviceGuard guard(device);
+  const Descriptors d(g, data_type<T>(), search_math<T>(), op);
+  const Choice choice = cached_choice(make_key(Pass::BackwardData, g, data_type<T>(), device), [&] {
+    std::vector<size_t> sizes;
+    for (int a = 0; a < CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT; ++a) {
+      size_t bytes = 0;
+      if (cudnnGetConvolutionBackwardDataWorkspaceSize(handle, d.w, d.y, d.conv, d.x,
+                                                       static_cast<cudnnConvolutionBwdDataAlgo_t>(a),
+                                                       &bytes) == CUDNN_STATUS_SUCCESS)
+        sizes.push_back(bytes);
+    }
+    conv::ScopedBuffer workspace = timing_workspace(sizes, device);
+    int max_count = 0, returned = 0;
+    check_cudnn(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle, &max_count),
+                "cudnnGetConvolutionBackwardDataAlgorithmMaxCount");
+    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<size_t>(std::max(max_count, 1)));
+    check_cudnn(cudnnFindConvolutionBackwardDataAlgorithmEx(handle, d.w, w, d.y, gy, d.conv, d.x, gx, max_count,
+                                                            &returned, perf.data(), workspace.get(),
+                                                            workspace.bytes()),
+                "cudnnFindConvolutionBackwardDataAlgorithmEx");
+    return pick(timed(perf, returned), workspace.bytes(), strict_fp32<T>(), Pass::BackwardData, g, op);
+  });
+  set_run_math<T>(d, choice);
+  conv::ScopedBuffer workspace(choice.workspace, device);
+  const T one = 1, zero = 0;
+  check_cudnn(cudnnConvolutionBackwardData(handle, &one, d.w, w, d.y, gy, d.conv,
+                                           static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algo), workspace.get(),
+                                           choice.workspace, &zero, d.x, gx),
+              "cudnnConvolutionBackwardData");
+}
+
+template <class T>
+void conv2d_backward_weight_cudnn(const Conv2dGeometry& g, const T* gy, const T* x, T* gw, int device) {
+  const char* op = "conv2d_backward_weight_cudnn";
+  check_device(device, op);
+  if (g.N == 0) {
+    memset_zero(gw, static_cast<size_t>(g.K * (g.C / g.groups) * g.R * g.S) * sizeof(T), device);
+    return;
+  }
+  cudnnHandle_t handle = cudnn_handle(device);
+  DeviceGuard guard(device);
+  const Descriptors d(g, data_type<T>(), search_math<T>(), op);
+  const Choice choice = cached_choice(make_key(Pass::BackwardFilter, g, data_type<T>(), device), [&] {
+    std::vector<size_t> sizes;
+    for (int a = 0; a < CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT; ++a) {
+      size_t bytes = 0;
+      if (cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, d.x, d.y, d.conv, d.w,
+                                                         static_cast<cudnnConvolutionBwdFilterAlgo_t>(a),
+                                                         &bytes) == CUDNN_STATUS_SUCCESS)
+        sizes.push_back(bytes);
+    }
+    conv::ScopedBuffer workspace = timing_workspace(sizes, device);
+    int max_count = 0, returned = 0;
+    check_cudnn(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle, &max_count),
+                "cudnnGetConvolutionBackwardFilterAlgorithmMaxCount");
+    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<size_t>(std::max(max_count, 1)));
+    check_cudnn(cudnnFindConvolutionBackwardFilterAlgorithmEx(handle, d.x, x, d.y, gy, d.conv, d.w, gw, max_count,
+                                                              &returned, perf.data(), workspace.get(),
+                                                              workspace.bytes()),
+                "cudnnFindConvolutionBackwardFilterAlgorithmEx");
+    return pick(timed(perf, returned), workspace.bytes(), strict_fp32<T>(), Pass::BackwardFilter, g, op);
+  });
+  set_run_math<T>(d, choice);
+  conv::ScopedBuffer workspace(choice.workspace, device);
+  const T one = 1, zero = 0;
+  check_cudnn(cudnnConvolutionBackwardFilter(handle, &one, d.x, x, d.y, gy, d.conv,
+                                             static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice.algo),
+                                             workspace.get(), choice.workspace, &zero, d.w, gw),
+              "cudnnConvolutionBackwardFilter");
+}
+
+size_t cudnn_cached_algorithms() {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  return cache().size();
+}
+
+#else  // no cuDNN in this build
+
+bool cudnn_available() { return false; }
+size_t cudnn_cached_algorithms() { return 0; }
+
+namespace {
+[[noreturn]] void no_cudnn(const char* op) {
+  fail(op, "dmix was built without cuDNN (no cudnn.h / libcudnn found at configure time); "
+           "the handwritten kernels (DMIX_CUDA_CONV=handwritten, the default in this build) run instead");
+}
+}  // namespace
+
+template <class T>
+void conv2d_forward_cudnn(const Conv2dGeometry&, const T*, const T*, const T*, T*, int) {
+  no_cudnn("conv2d_forward_cudnn");
+}
+template <class T>
+void conv2d_backward_input_cudnn(const Conv2dGeometry&, const T*, const T*, T*, int) {
+  no_cudnn("conv2d_backward_input_cudnn");
+}
+template <class T>
+void conv2d_backward_weight_cudnn(const Conv2dGeometry&, const T*, const T*, T*, int) {
+  no_cudnn("conv2d_backward_weight_cudnn");
+}
+
+#endif
+
+template void conv2d_forward_cudnn<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*, int);
+template void conv2d_forward_cudnn<double>(const Conv2dGeometry&, const double*, const double*, const double*, double*,
+                                           int);
+template void conv2d_backward_input_cudnn<float>(const Conv2dGeometry&, const float*, const float*, float*, int);
+template void conv2d_backward_input_cudnn<double>(const Conv2dGeometry&, const double*, const double*, double*, int);
+template void conv2d_backward_weight_cudnn<float>(const Conv2dGeometry&, const float*, const float*, float*, int);
+template void conv2d_backward_weight_cudnn<double>(const Conv2dGeometry&, const double*, const double*, double*, int);
+
+}  // namespace dmix::kernels::cuda

@@ -1,0 +1,31 @@
+// Window arithmetic shared by the pooling kernels (maxpool2d.cu, avgpool2d.cu), written
+// as the CPU kernels compute it (kernels/cpu/maxpool2d.cpp, avgpool2d.cpp).
+#pragma once
+#include <cstdint>
+
+namespace dmix::kernels::cuda::pool {
+
+__device__ __forceinline__ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+__device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// The outputs along one axis whose window [o*stride - pad, o*stride - pad + kernel)
+// covers input position i (0 <= i < in): [first, last], empty when first > last. Every
+// window clipped to the input is a part of its unclipped window, so these are all the
+// outputs that can read position i.
+struct Covering {
+  int64_t first, last;
+};
+__device__ __forceinline__ Covering covering(int64_t i, int64_t kernel, int64_t stride, int64_t pad, int64_t out) {
+  const int64_t shifted = i + pad;
+  const int64_t first = shifted < kernel ? 0 : (shifted - kernel) / stride + 1;
+  const int64_t last = min64(shifted / stride, out - 1);
+  return {first, last};
+}
+
+// Adaptive bin i of `out` over `in` positions covers [floor(i*in/out), ceil((i+1)*in/out)).
+__device__ __forceinline__ int64_t bin_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
+__device__ __forceinline__ int64_t bin_end(int64_t i, int64_t in, int64_t out) {
+  return ((i + 1) * in + out - 1) / out;
+}
+
+}  // namespace dmix::kernels::cuda::pool
