@@ -9,13 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "apps/dmix/bench_timing.h"
 #include "apps/dmix/commands.h"
 #include "augment/mixing.h"
 #include "engine/autograd.h"
@@ -34,28 +33,13 @@ struct MixBenchOptions {
   std::string model;
   int reps = 20;
   int threads = 0;
+  std::string device = "cpu";
   bool json = false;
 };
 
-double median_of(std::vector<double> t) {
-  std::sort(t.begin(), t.end());
-  const size_t n = t.size();
-  return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
-double median_seconds(const std::function<void()>& fn, int warmup, int reps) {
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return median_of(t);
-}
-
-double train_step_seconds(const MixBenchOptions& o, const Tensor& images, const Tensor& targets) {
+double train_step_seconds(const MixBenchOptions& o, const Target& t, const Tensor& images, const Tensor& targets) {
   std::shared_ptr<nn::Module> model = nn::make_model(o.model, o.classes, o.channels);
+  model->to(t.device);
   model->train();
   nn::SgdOptions s;
   s.lr = 0.01;
@@ -63,7 +47,7 @@ double train_step_seconds(const MixBenchOptions& o, const Tensor& images, const 
   s.nesterov = true;
   s.weight_decay = 5e-4;
   nn::SGD opt(model->named_parameters(), s);
-  return median_seconds([&] {
+  return median_seconds(t, [&] {
     Tensor loss = soft_cross_entropy(model->forward(images), targets);
     opt.zero_grad();
     loss.backward();
@@ -73,8 +57,9 @@ double train_step_seconds(const MixBenchOptions& o, const Tensor& images, const 
 
 int run_bench_mix(const MixBenchOptions& o) {
   if (o.threads > 0) kernels::cpu::set_num_threads(o.threads);
+  const Target t = parse_target(o.device);
   Generator data_gen(7);
-  const Tensor images = data_gen.normal({o.batch, o.channels, o.size, o.size});
+  const Tensor images = data_gen.normal({o.batch, o.channels, o.size, o.size}).to(t.device);
   const Tensor labels = data_gen.randint({o.batch}, 0, o.classes);
   const Tensor indices = Tensor::arange(o.batch);
 
@@ -90,12 +75,12 @@ int run_bench_mix(const MixBenchOptions& o) {
     mix.cutout_length = std::max<int64_t>(1, o.size / 2);
     Generator gen(11);
     ms_per_batch[data::mix_method_name(m)] =
-        1e3 * median_seconds([&] { data::mix_batch(images, labels, indices, o.classes, mix, gen); }, 2, o.reps);
+        1e3 * median_seconds(t, [&] { data::mix_batch(images, labels, indices, o.classes, mix, gen); }, 2, o.reps);
   }
   double step_ms = 0;
   if (!o.model.empty()) {
-    const Tensor targets = one_hot(labels, o.classes);
-    step_ms = 1e3 * train_step_seconds(o, images, targets);
+    const Tensor targets = one_hot(labels, o.classes).to(t.device);
+    step_ms = 1e3 * train_step_seconds(o, t, images, targets);
   }
 
   const std::string shape = "b" + std::to_string(o.batch) + "_" + std::to_string(o.size) + "x" + std::to_string(o.size);
@@ -109,9 +94,9 @@ int run_bench_mix(const MixBenchOptions& o) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("dmix bench mix: batch %lld x %lld x %lld x %lld, K=%lld, alpha=%g, %d threads\n", (long long)o.batch,
-              (long long)o.channels, (long long)o.size, (long long)o.size, (long long)o.k, o.alpha,
-              kernels::cpu::num_threads());
+  std::printf("dmix bench mix: batch %lld x %lld x %lld x %lld, K=%lld, alpha=%g, on %s, %d threads\n",
+              (long long)o.batch, (long long)o.channels, (long long)o.size, (long long)o.size, (long long)o.k, o.alpha,
+              o.device.c_str(), kernels::cpu::num_threads());
   if (step_ms > 0) std::printf("  %s training step: %.1f ms\n", o.model.c_str(), step_ms);
   std::printf("  %-18s %12s %12s%s\n", "method", "ms/batch", "images/s", step_ms > 0 ? "   share of mix+step" : "");
   for (data::MixMethod m : methods) {
@@ -138,6 +123,7 @@ void add_bench_mix_command(CLI::App& bench) {
   cmd->add_option("--model", o->model, "Also time a training step of this model (e.g. pyramidnet110_a64)");
   cmd->add_option("--reps", o->reps, "Timed repetitions per method")->check(positive())->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(positive());
+  cmd->add_option("--device", o->device, "cpu or cuda[:N]: where the batch lives and is mixed")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object");
   on_run(cmd, [o] { return run_bench_mix(*o); });
 }

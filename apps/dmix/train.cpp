@@ -66,6 +66,8 @@ struct TrainOptions {
   std::string preset;
   std::string subset;
   bool no_augment = false;
+  int64_t pad_crop = -1;  // >= 0: replaces the preset's random-crop padding (0: no crop)
+  bool no_hflip = false;
   bool quiet = false;
 };
 
@@ -75,8 +77,8 @@ nlohmann::json options_json(const TrainOptions& o) {
           {"lr", o.lr}, {"momentum", o.momentum}, {"weight_decay", o.weight_decay}, {"nesterov", o.nesterov},
           {"optimizer", o.optimizer}, {"schedule", o.schedule}, {"warmup", o.warmup}, {"seed", o.seed},
           {"label_smoothing", o.label_smoothing}, {"limit_train", o.limit_train}, {"limit_test", o.limit_test},
-          {"subset", o.subset}, {"no_augment", o.no_augment}, {"mix", o.mix}, {"mix_k", o.mix_k},
-          {"mix_alpha", o.mix_alpha}, {"mix_prob", o.mix_prob}, {"cutout_length", o.cutout_length},
+          {"subset", o.subset}, {"no_augment", o.no_augment}, {"pad_crop", o.pad_crop}, {"no_hflip", o.no_hflip},
+          {"mix", o.mix}, {"mix_k", o.mix_k}, {"mix_alpha", o.mix_alpha}, {"mix_prob", o.mix_prob}, {"cutout_length", o.cutout_length},
           {"saliency", o.saliency}, {"preset", o.preset}};
 }
 
@@ -181,6 +183,12 @@ int run_train(const TrainOptions& o) {
   train_opt.num_workers = o.workers;
   train_opt.pipeline = o.no_augment ? data::eval_pipeline(train_set.name, image_size)
                                     : data::train_pipeline(train_set.name, image_size);
+  if (!o.no_augment && o.pad_crop >= 0) {
+    check(!train_opt.pipeline.random_resized_crop.enabled, "train", "--pad-crop applies to fixed-size datasets, not ",
+          o.dataset);
+    train_opt.pipeline.pad_crop = o.pad_crop;
+  }
+  if (o.no_hflip) train_opt.pipeline.hflip = false;
   if (!o.subset.empty()) train_opt.subset = data::load_subset_file(o.subset, train_set.size());
   if (o.limit_train > 0) train_opt.subset = first_n(o.limit_train, train_set.size());
   data::LoaderOptions test_opt = train_opt;
@@ -234,9 +242,11 @@ int run_train(const TrainOptions& o) {
         logits = model->forward(b.images.to(device));
         loss = cross_entropy(logits, b.labels.to(device), o.label_smoothing);
       } else {
-        // Mixing draws from the default generator, whose state every checkpoint saves.
-        data::MixedBatch mixed = data::mix_batch(b.images, b.labels, b.indices, classes, mix, default_generator());
-        logits = model->forward(mixed.images.to(device));
+        // Mixing draws from the default generator, whose state every checkpoint saves, and
+        // runs where the batch lives (the draws are the same on every device).
+        data::MixedBatch mixed =
+            data::mix_batch(b.images.to(device), b.labels, b.indices, classes, mix, default_generator());
+        logits = model->forward(mixed.images);
         loss = soft_cross_entropy(logits, mixed.targets.to(device));
       }
       const double loss_value = loss.item();
@@ -400,6 +410,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(positive());
   cmd->add_option("--workers", o->workers, "Data-loader threads")->check(non_negative())->capture_default_str();
   cmd->add_flag("--no-augment", o->no_augment, "Train without random crop and flip");
+  cmd->add_option("--pad-crop", o->pad_crop, "Random-crop padding instead of the dataset preset's (0: no crop)")
+      ->check(non_negative());
+  cmd->add_flag("--no-hflip", o->no_hflip, "Train without random horizontal flips");
   cmd->add_option("--mix", o->mix, "none, cutout, mixup, cutmix, dmixup, dcutmix or saliency-dcutmix")
       ->capture_default_str();
   cmd->add_option("--mix-k", o->mix_k, "Images per sample for dmixup / dcutmix / saliency-dcutmix")

@@ -17,11 +17,9 @@
 // likewise, with the bin sizes in place of the kernel.
 #include <cstdint>
 
-#include "kernels/cuda/check.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/pool2d.h"
 #include "kernels/cuda/pool2d_windows.cuh"
-#include "kernels/cuda/stream.h"
 
 namespace dmix::kernels::cuda {
 namespace {
@@ -30,6 +28,7 @@ using pool::bin_end;
 using pool::bin_start;
 using pool::covering;
 using pool::Covering;
+using pool::launch_per_element;
 using pool::max64;
 using pool::min64;
 
@@ -128,52 +127,28 @@ __global__ void adaptive_avg_pool2d_backward_kernel(int64_t H, int64_t W, int64_
 
 template <class T>
 void avg_pool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T* x, T* y, int device) {
-  const char* op = "cuda avg_pool2d_forward";
-  check_device(device, op);
-  const int64_t total = g.planes * g.out_h * g.out_w;
-  if (total == 0) return;
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  avg_pool2d_forward_kernel<T><<<blocks_for(total), kThreads, 0, st>>>(g, count_include_pad, x, y, total);
-  check_launch(op);
+  launch_per_element("cuda avg_pool2d_forward", device, g.planes * g.out_h * g.out_w, avg_pool2d_forward_kernel<T>, g,
+                     count_include_pad, x, y);
 }
 
 template <class T>
 void avg_pool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const T* gy, T* gx, int device) {
-  const char* op = "cuda avg_pool2d_backward";
-  check_device(device, op);
-  const int64_t total = g.planes * g.H * g.W;
-  if (total == 0) return;
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  avg_pool2d_backward_kernel<T><<<blocks_for(total), kThreads, 0, st>>>(g, count_include_pad, gy, gx, total);
-  check_launch(op);
+  launch_per_element("cuda avg_pool2d_backward", device, g.planes * g.H * g.W, avg_pool2d_backward_kernel<T>, g,
+                     count_include_pad, gy, gx);
 }
 
 template <class T>
 void adaptive_avg_pool2d_forward(int64_t planes, int64_t H, int64_t W, int64_t out_h, int64_t out_w, const T* x, T* y,
                                  int device) {
-  const char* op = "cuda adaptive_avg_pool2d_forward";
-  check_device(device, op);
-  const int64_t total = planes * out_h * out_w;
-  if (total == 0) return;
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  adaptive_avg_pool2d_forward_kernel<T><<<blocks_for(total), kThreads, 0, st>>>(H, W, out_h, out_w, x, y, total);
-  check_launch(op);
+  launch_per_element("cuda adaptive_avg_pool2d_forward", device, planes * out_h * out_w,
+                     adaptive_avg_pool2d_forward_kernel<T>, H, W, out_h, out_w, x, y);
 }
 
 template <class T>
 void adaptive_avg_pool2d_backward(int64_t planes, int64_t H, int64_t W, int64_t out_h, int64_t out_w, const T* gy,
                                   T* gx, int device) {
-  const char* op = "cuda adaptive_avg_pool2d_backward";
-  check_device(device, op);
-  const int64_t total = planes * H * W;
-  if (total == 0) return;
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  adaptive_avg_pool2d_backward_kernel<T><<<blocks_for(total), kThreads, 0, st>>>(H, W, out_h, out_w, gy, gx, total);
-  check_launch(op);
+  launch_per_element("cuda adaptive_avg_pool2d_backward", device, planes * H * W,
+                     adaptive_avg_pool2d_backward_kernel<T>, H, W, out_h, out_w, gy, gx);
 }
 
 template void avg_pool2d_forward<float>(const Pool2dGeometry&, bool, const float*, float*, int);

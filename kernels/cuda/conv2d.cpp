@@ -57,52 +57,44 @@ bool conv2d_uses_direct(const Conv2dGeometry& g) {
   return cg * kg <= 4;
 }
 
+namespace {
+
+// Each entry point below runs the implementation picked by one of these two choices.
+template <class Pass>
+Pass by_shape(const Conv2dGeometry& g, Pass direct, Pass implicit_gemm) {
+  return conv2d_uses_direct(g) ? direct : implicit_gemm;
+}
+template <class Pass>
+Pass by_backend(Pass cudnn, Pass handwritten) {
+  return conv_backend() == ConvBackend::cuDNN ? cudnn : handwritten;
+}
+
+}  // namespace
+
 template <class T>
 void conv2d_forward_handwritten(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y, int device) {
-  if (conv2d_uses_direct(g))
-    conv2d_forward_direct(g, x, w, bias, y, device);
-  else
-    conv2d_forward_implicit_gemm(g, x, w, bias, y, device);
+  by_shape(g, conv2d_forward_direct<T>, conv2d_forward_implicit_gemm<T>)(g, x, w, bias, y, device);
 }
-
 template <class T>
 void conv2d_backward_input_handwritten(const Conv2dGeometry& g, const T* gy, const T* w, T* gx, int device) {
-  if (conv2d_uses_direct(g))
-    conv2d_backward_input_direct(g, gy, w, gx, device);
-  else
-    conv2d_backward_input_implicit_gemm(g, gy, w, gx, device);
+  by_shape(g, conv2d_backward_input_direct<T>, conv2d_backward_input_implicit_gemm<T>)(g, gy, w, gx, device);
 }
-
 template <class T>
 void conv2d_backward_weight_handwritten(const Conv2dGeometry& g, const T* gy, const T* x, T* gw, int device) {
-  if (conv2d_uses_direct(g))
-    conv2d_backward_weight_direct(g, gy, x, gw, device);
-  else
-    conv2d_backward_weight_implicit_gemm(g, gy, x, gw, device);
+  by_shape(g, conv2d_backward_weight_direct<T>, conv2d_backward_weight_implicit_gemm<T>)(g, gy, x, gw, device);
 }
 
 template <class T>
 void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y, int device) {
-  if (conv_backend() == ConvBackend::cuDNN)
-    conv2d_forward_cudnn(g, x, w, bias, y, device);
-  else
-    conv2d_forward_handwritten(g, x, w, bias, y, device);
+  by_backend(conv2d_forward_cudnn<T>, conv2d_forward_handwritten<T>)(g, x, w, bias, y, device);
 }
-
 template <class T>
 void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx, int device) {
-  if (conv_backend() == ConvBackend::cuDNN)
-    conv2d_backward_input_cudnn(g, gy, w, gx, device);
-  else
-    conv2d_backward_input_handwritten(g, gy, w, gx, device);
+  by_backend(conv2d_backward_input_cudnn<T>, conv2d_backward_input_handwritten<T>)(g, gy, w, gx, device);
 }
-
 template <class T>
 void conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, T* gw, int device) {
-  if (conv_backend() == ConvBackend::cuDNN)
-    conv2d_backward_weight_cudnn(g, gy, x, gw, device);
-  else
-    conv2d_backward_weight_handwritten(g, gy, x, gw, device);
+  by_backend(conv2d_backward_weight_cudnn<T>, conv2d_backward_weight_handwritten<T>)(g, gy, x, gw, device);
 }
 
 template void conv2d_forward<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*, int);

@@ -1,7 +1,8 @@
 // What the handwritten convolution kernels share (conv2d_implicit_gemm.cu,
-// conv2d_direct.cu): the geometry in 32-bit integers, checked to fit, and division by a
+// conv2d_direct.cu): the geometry in 32-bit integers, checked to fit, division by a
 // run-time constant without the hardware divide, which index arithmetic needs in every
-// inner loop (an integer division costs ~20 instructions; this costs 3).
+// inner loop (an integer division costs ~20 instructions; this costs 3), and the
+// one-compare bounds test of a padded coordinate.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include "engine/error.h"
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/cuda/stream.h"
 
 namespace dmix::kernels::cuda::conv {
 
@@ -29,6 +31,11 @@ struct FastDiv {
   }
 #endif
 };
+
+#ifdef __CUDACC__
+// 0 <= i < n, as one unsigned compare (a negative i wraps to a huge value).
+__device__ __forceinline__ bool inside(int i, int n) { return static_cast<unsigned>(i) < static_cast<unsigned>(n); }
+#endif
 
 // Conv2dGeometry in ints, with the derived sizes the kernels use.
 struct Geometry {
@@ -62,6 +69,12 @@ inline Geometry device_geometry(const Conv2dGeometry& g, const char* op) {
   d.groups = static_cast<int>(g.groups), d.Cg = d.C / d.groups, d.Kg = d.K / d.groups;
   d.HW = d.H * d.W, d.PQ = d.P * d.Q, d.RS = d.R * d.S;
   return d;
+}
+
+// What every handwritten entry point starts with: the device exists, then the geometry.
+inline Geometry checked_geometry(const Conv2dGeometry& g, int device, const char* op) {
+  check_device(device, op);
+  return device_geometry(g, op);
 }
 
 // Device memory from the caching allocator for the length of a scope, handed back when

@@ -30,11 +30,10 @@ namespace {
 
 using conv::FastDiv;
 using conv::Geometry;
+using conv::inside;
 
 constexpr int kWarp = 32;
 constexpr int kReduceThreads = 256;
-
-__device__ __forceinline__ bool inside(int i, int n) { return static_cast<unsigned>(i) < static_cast<unsigned>(n); }
 
 template <class T>
 __global__ void forward_direct_kernel(Geometry g, FastDiv div_q, FastDiv div_p, FastDiv div_k, FastDiv div_kg,
@@ -143,41 +142,41 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
+// Runs kernel<<<blocks, threads>>>(args...) on the device's stream.
+template <class... Params, class... Args>
+void launch(const char* op, int device, unsigned blocks, int threads, void (*kernel)(Params...), const Args&... args) {
+  cudaStream_t st = stream(device);
+  DeviceGuard guard(device);
+  kernel<<<blocks, threads, 0, st>>>(args...);
+  check_launch(op);
+}
+
 }  // namespace
 
 template <class T>
 void conv2d_forward_direct(const Conv2dGeometry& geometry, const T* x, const T* w, const T* bias, T* y, int device) {
   const char* op = "conv2d_forward_direct";
-  check_device(device, op);
-  const Geometry g = conv::device_geometry(geometry, op);
+  const Geometry g = conv::checked_geometry(geometry, device, op);
   const int total = g.N * g.K * g.PQ;
   if (total == 0) return;
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  forward_direct_kernel<T><<<blocks_for(total), kThreads, 0, st>>>(g, FastDiv(g.Q), FastDiv(g.P), FastDiv(g.K),
-                                                                    FastDiv(g.Kg), x, w, bias, y, total);
-  check_launch(op);
+  launch(op, device, blocks_for(total), kThreads, forward_direct_kernel<T>, g, FastDiv(g.Q), FastDiv(g.P),
+         FastDiv(g.K), FastDiv(g.Kg), x, w, bias, y, total);
 }
 
 template <class T>
 void conv2d_backward_input_direct(const Conv2dGeometry& geometry, const T* gy, const T* w, T* gx, int device) {
   const char* op = "conv2d_backward_input_direct";
-  check_device(device, op);
-  const Geometry g = conv::device_geometry(geometry, op);
+  const Geometry g = conv::checked_geometry(geometry, device, op);
   const int total = g.N * g.C * g.HW;
   if (total == 0) return;
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  backward_input_direct_kernel<T><<<blocks_for(total), kThreads, 0, st>>>(
-      g, FastDiv(g.W), FastDiv(g.H), FastDiv(g.C), FastDiv(g.Cg), FastDiv(g.sh), FastDiv(g.sw), gy, w, gx, total);
-  check_launch(op);
+  launch(op, device, blocks_for(total), kThreads, backward_input_direct_kernel<T>, g, FastDiv(g.W), FastDiv(g.H),
+         FastDiv(g.C), FastDiv(g.Cg), FastDiv(g.sh), FastDiv(g.sw), gy, w, gx, total);
 }
 
 template <class T>
 void conv2d_backward_weight_direct(const Conv2dGeometry& geometry, const T* gy, const T* x, T* gw, int device) {
   const char* op = "conv2d_backward_weight_direct";
-  check_device(device, op);
-  const Geometry g = conv::device_geometry(geometry, op);
+  const Geometry g = conv::checked_geometry(geometry, device, op);
   const int count = g.K * g.Cg * g.RS;
   if (g.N == 0) {
     memset_zero(gw, static_cast<size_t>(count) * sizeof(T), device);
@@ -185,12 +184,8 @@ void conv2d_backward_weight_direct(const Conv2dGeometry& geometry, const T* gy, 
   }
   constexpr int kMaxBlocks = 1 << 20;
   const unsigned blocks = static_cast<unsigned>(count < kMaxBlocks ? count : kMaxBlocks);
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  backward_weight_direct_kernel<T><<<blocks, kReduceThreads, 0, st>>>(g, FastDiv(g.PQ), FastDiv(g.Q),
-                                                                      FastDiv(g.Cg * g.RS), FastDiv(g.RS),
-                                                                      FastDiv(g.S), FastDiv(g.Kg), gy, x, gw, count);
-  check_launch(op);
+  launch(op, device, blocks, kReduceThreads, backward_weight_direct_kernel<T>, g, FastDiv(g.PQ), FastDiv(g.Q),
+         FastDiv(g.Cg * g.RS), FastDiv(g.RS), FastDiv(g.S), FastDiv(g.Kg), gy, x, gw, count);
 }
 
 template void conv2d_forward_direct<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*,

@@ -19,6 +19,9 @@
 // consecutive pixels: coalesced NCHW stores. Loads run along whichever index is
 // contiguous in memory (the output pixel for x and gy gathers, the tap for the filter).
 // Index arithmetic uses 32-bit ints and multiply-shift division (conv2d_common.cuh).
+// One kernel template (implicit_gemm_kernel) runs this loop for all three passes; a pass
+// is a small struct saying only how a thread gathers its share of an A and a B slice
+// and where a row of C starts.
 //
 // backward_weight has a long inner dimension (every pixel of the batch) and few outputs,
 // so it is split into chunks ("split-K"): chunk j of block (tile, group) writes its
@@ -49,7 +52,8 @@ constexpr int kBlockThreads = 256;
 constexpr int kTileK = 16;
 constexpr int kPad = 1;  // odd row length: column-wise shared stores spread over the banks
 
-// A BM x BN tile, 4 x 4 outputs per thread: BM/4 threads along the rows, BN/4 along the columns.
+// A BM x BN tile, 4 x 4 outputs per thread: BM/4 threads along the rows, BN/4 along the
+// columns. Thread t owns rows tm + i*kThreadsM and columns tn + j*kThreadsN, i, j < 4.
 template <int BN>
 struct Tile {
   static constexpr int kM = kBlockThreads * 16 / BN;
@@ -57,12 +61,47 @@ struct Tile {
   static constexpr int kThreadsN = BN / 4;
   static_assert(kThreadsM * kThreadsN == kBlockThreads, "4 x 4 outputs per thread");
   static_assert(kM * kTileK % kBlockThreads == 0 && BN * kTileK % kBlockThreads == 0, "loads must divide evenly");
+  __device__ static int tm() { return threadIdx.x % kThreadsM; }
+  __device__ static int tn() { return threadIdx.x / kThreadsM; }
 };
 
 template <class T, int BM, int BN>
 struct SharedTiles {
   T a[kTileK][BM + kPad];  // a[k][m] = A(m0 + m, k0 + k)
   T b[kTileK][BN + kPad];  // b[k][n] = B(k0 + k, n0 + n)
+};
+
+// How the loads of an A slice are spread over the threads: AlongRows, consecutive threads
+// take consecutive rows (the pixels that the forward and backward_input gathers read
+// along); AlongInner, consecutive threads take consecutive inner indices, like B.
+enum class Spread { AlongRows, AlongInner };
+
+// One thread's share of a slice, held in registers between the global loads and the
+// shared stores. Slot r of A is A(m0 + row_a(r), k0 + inner_a(r)); slot r of B is
+// B(k0 + inner_b(), n0 + column_b(r)).
+template <class T, int BN, Spread kSpreadA>
+struct Slice {
+  static constexpr int BM = Tile<BN>::kM;
+  static constexpr int kSlotsA = BM * kTileK / kBlockThreads;
+  static constexpr int kSlotsB = BN * kTileK / kBlockThreads;
+  static constexpr int kLanes = kBlockThreads / kTileK;  // threads per inner index (16)
+  T a[kSlotsA], b[kSlotsB];
+
+  __device__ static int row_a(int r) {
+    return kSpreadA == Spread::AlongRows ? threadIdx.x % BM : threadIdx.x / kTileK + r * kLanes;
+  }
+  __device__ static int inner_a(int r) {
+    return kSpreadA == Spread::AlongRows ? threadIdx.x / BM + r * (kBlockThreads / BM) : threadIdx.x % kTileK;
+  }
+  __device__ static int inner_b() { return threadIdx.x % kTileK; }
+  __device__ static int column_b(int r) { return threadIdx.x / kTileK + r * kLanes; }
+
+  __device__ void store(SharedTiles<T, BM, BN>& s) const {
+#pragma unroll
+    for (int r = 0; r < kSlotsA; ++r) s.a[inner_a(r)][row_a(r)] = a[r];
+#pragma unroll
+    for (int r = 0; r < kSlotsB; ++r) s.b[inner_b()][column_b(r)] = b[r];
+  }
 };
 
 // acc[i][j] += sum over the slice of A(tm + i*kThreadsM, k) * B(k, tn + j*kThreadsN).
@@ -84,345 +123,291 @@ __device__ __forceinline__ void multiply_tiles(const SharedTiles<T, Tile<BN>::kM
   }
 }
 
-__device__ __forceinline__ bool inside(int i, int n) { return static_cast<unsigned>(i) < static_cast<unsigned>(n); }
-
-// ---- forward ------------------------------------------------------------------------------
-
+// What the kernel of every pass receives; each pass reads the fields it names.
 template <class T>
-struct ForwardArgs {
+struct ConvArgs {
   Geometry g;
-  FastDiv div_pq, div_q, div_rs, div_s;
+  FastDiv div_image, div_row;  // of the pixel index: P*Q and Q (H*W and W for backward_input)
+  FastDiv div_rs, div_s, div_sh, div_sw;
   const T* x;
   const T* w;
-  const T* bias;
-  T* y;
-  int M, Kdim;  // N*P*Q, Cg*R*S
-};
-
-template <class T, int BN>
-__global__ void __launch_bounds__(kBlockThreads) forward_kernel(ForwardArgs<T> a) {
-  constexpr int BM = Tile<BN>::kM;
-  constexpr int kSlotsA = BM * kTileK / kBlockThreads;
-  constexpr int kSlotsB = BN * kTileK / kBlockThreads;
-  constexpr int kStepA = kBlockThreads / BM;  // k distance between a thread's A loads
-  __shared__ SharedTiles<T, BM, BN> s;
-  const Geometry& g = a.g;
-  const int tid = threadIdx.x;
-  const int group = blockIdx.z;
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-
-  // A: this thread gathers output pixel m0 + a_m at inner offsets a_k, a_k + kStepA, ...
-  const int a_m = tid % BM, a_k = tid / BM;
-  const int m = m0 + a_m;
-  const bool m_ok = m < a.M;
-  int ih0 = 0, iw0 = 0;
-  const T* x_img = a.x;
-  if (m_ok) {
-    const int n_img = a.div_pq.div(m), pq = m - n_img * g.PQ;
-    const int p = a.div_q.div(pq), q = pq - p * g.Q;
-    ih0 = p * g.sh - g.ph;
-    iw0 = q * g.sw - g.pw;
-    x_img = a.x + (static_cast<int64_t>(n_img) * g.C + static_cast<int64_t>(group) * g.Cg) * g.HW;
-  }
-  // B: inner offset b_k of filters n0 + b_n, n0 + b_n + 16, ...: consecutive threads read
-  // consecutive taps of one filter.
-  const int b_k = tid % kTileK, b_n = tid / kTileK;
-  const T* w_group = a.w + static_cast<int64_t>(group) * g.Kg * a.Kdim;
-
-  T a_next[kSlotsA], b_next[kSlotsB];
-  auto load = [&](int k0) {
-#pragma unroll
-    for (int r = 0; r < kSlotsA; ++r) {
-      const int kk = k0 + a_k + r * kStepA;
-      T v = T(0);
-      if (m_ok && kk < a.Kdim) {
-        const int c = a.div_rs.div(kk), rs = kk - c * g.RS;
-        const int fr = a.div_s.div(rs), fs = rs - fr * g.S;
-        const int ih = ih0 + fr * g.dh, iw = iw0 + fs * g.dw;
-        if (inside(ih, g.H) && inside(iw, g.W)) v = x_img[c * g.HW + ih * g.W + iw];
-      }
-      a_next[r] = v;
-    }
-#pragma unroll
-    for (int r = 0; r < kSlotsB; ++r) {
-      const int n = n0 + b_n + r * (kBlockThreads / kTileK), kk = k0 + b_k;
-      b_next[r] = (n < g.Kg && kk < a.Kdim) ? w_group[static_cast<int64_t>(n) * a.Kdim + kk] : T(0);
-    }
-  };
-  auto store = [&] {
-#pragma unroll
-    for (int r = 0; r < kSlotsA; ++r) s.a[a_k + r * kStepA][a_m] = a_next[r];
-#pragma unroll
-    for (int r = 0; r < kSlotsB; ++r) s.b[b_k][b_n + r * (kBlockThreads / kTileK)] = b_next[r];
-  };
-
-  T acc[4][4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
-  const int tm = tid % Tile<BN>::kThreadsM, tn = tid / Tile<BN>::kThreadsM;
-
-  load(0);
-  store();
-  __syncthreads();
-  for (int k0 = 0; k0 < a.Kdim; k0 += kTileK) {
-    const bool more = k0 + kTileK < a.Kdim;  // the same for every thread of the block
-    if (more) load(k0 + kTileK);
-    multiply_tiles<T, BN>(s, tm, tn, acc);
-    __syncthreads();
-    if (more) {
-      store();
-      __syncthreads();
-    }
-  }
-
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int mo = m0 + tm + i * Tile<BN>::kThreadsM;
-    if (mo >= a.M) continue;
-    const int n_img = a.div_pq.div(mo), pq = mo - n_img * g.PQ;
-    T* y_pixel = a.y + (static_cast<int64_t>(n_img) * g.K + static_cast<int64_t>(group) * g.Kg) * g.PQ + pq;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int n = n0 + tn + j * Tile<BN>::kThreadsN;
-      if (n >= g.Kg) continue;
-      T v = acc[i][j];
-      if (a.bias) v += a.bias[group * g.Kg + n];
-      y_pixel[static_cast<int64_t>(n) * g.PQ] = v;
-    }
-  }
-}
-
-// ---- backward_input -----------------------------------------------------------------------
-
-template <class T>
-struct BackwardInputArgs {
-  Geometry g;
-  FastDiv div_hw, div_w, div_rs, div_s, div_sh, div_sw;
   const T* gy;
-  const T* w;
-  T* gx;
-  int M, Kdim;  // N*H*W, Kg*R*S
-};
-
-template <class T, int BN>
-__global__ void __launch_bounds__(kBlockThreads) backward_input_kernel(BackwardInputArgs<T> a) {
-  constexpr int BM = Tile<BN>::kM;
-  constexpr int kSlotsA = BM * kTileK / kBlockThreads;
-  constexpr int kSlotsB = BN * kTileK / kBlockThreads;
-  constexpr int kStepA = kBlockThreads / BM;
-  __shared__ SharedTiles<T, BM, BN> s;
-  const Geometry& g = a.g;
-  const int tid = threadIdx.x;
-  const int group = blockIdx.z;
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-
-  // A: input pixel m0 + a_m (padded coordinates hp, wp) against taps a_k, a_k + kStepA, ...
-  const int a_m = tid % BM, a_k = tid / BM;
-  const int m = m0 + a_m;
-  const bool m_ok = m < a.M;
-  int hp = 0, wp = 0;
-  const T* gy_img = a.gy;
-  if (m_ok) {
-    const int n_img = a.div_hw.div(m), hw = m - n_img * g.HW;
-    const int h = a.div_w.div(hw);
-    hp = h + g.ph;
-    wp = hw - h * g.W + g.pw;
-    gy_img = a.gy + (static_cast<int64_t>(n_img) * g.K + static_cast<int64_t>(group) * g.Kg) * g.PQ;
-  }
-  const int b_k = tid % kTileK, b_n = tid / kTileK;
-  const T* w_group = a.w + static_cast<int64_t>(group) * g.Kg * g.Cg * g.RS;
-
-  T a_next[kSlotsA], b_next[kSlotsB];
-  auto load = [&](int k0) {
-#pragma unroll
-    for (int r = 0; r < kSlotsA; ++r) {
-      const int kk = k0 + a_k + r * kStepA;
-      T v = T(0);
-      if (m_ok && kk < a.Kdim) {
-        const int k = a.div_rs.div(kk), rs = kk - k * g.RS;
-        const int fr = a.div_s.div(rs), fs = rs - fr * g.S;
-        // Output (p, q) reads this pixel through tap (fr, fs) when p*sh + fr*dh = h + ph.
-        const int th = hp - fr * g.dh, tw = wp - fs * g.dw;
-        if (th >= 0 && tw >= 0) {
-          const int p = a.div_sh.div(th), q = a.div_sw.div(tw);
-          if (p * g.sh == th && q * g.sw == tw && p < g.P && q < g.Q) v = gy_img[k * g.PQ + p * g.Q + q];
-        }
-      }
-      a_next[r] = v;
-    }
-    const int kk = k0 + b_k;
-    const int k = a.div_rs.div(kk), rs = kk - k * g.RS;
-#pragma unroll
-    for (int r = 0; r < kSlotsB; ++r) {
-      const int c = n0 + b_n + r * (kBlockThreads / kTileK);
-      b_next[r] = (c < g.Cg && kk < a.Kdim) ? w_group[(static_cast<int64_t>(k) * g.Cg + c) * g.RS + rs] : T(0);
-    }
-  };
-  auto store = [&] {
-#pragma unroll
-    for (int r = 0; r < kSlotsA; ++r) s.a[a_k + r * kStepA][a_m] = a_next[r];
-#pragma unroll
-    for (int r = 0; r < kSlotsB; ++r) s.b[b_k][b_n + r * (kBlockThreads / kTileK)] = b_next[r];
-  };
-
-  T acc[4][4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
-  const int tm = tid % Tile<BN>::kThreadsM, tn = tid / Tile<BN>::kThreadsM;
-
-  load(0);
-  store();
-  __syncthreads();
-  for (int k0 = 0; k0 < a.Kdim; k0 += kTileK) {
-    const bool more = k0 + kTileK < a.Kdim;
-    if (more) load(k0 + kTileK);
-    multiply_tiles<T, BN>(s, tm, tn, acc);
-    __syncthreads();
-    if (more) {
-      store();
-      __syncthreads();
-    }
-  }
-
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int mo = m0 + tm + i * Tile<BN>::kThreadsM;
-    if (mo >= a.M) continue;
-    const int n_img = a.div_hw.div(mo), hw = mo - n_img * g.HW;
-    T* gx_pixel = a.gx + (static_cast<int64_t>(n_img) * g.C + static_cast<int64_t>(group) * g.Cg) * g.HW + hw;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int c = n0 + tn + j * Tile<BN>::kThreadsN;
-      if (c < g.Cg) gx_pixel[static_cast<int64_t>(c) * g.HW] = acc[i][j];
-    }
-  }
-}
-
-// ---- backward_weight ----------------------------------------------------------------------
-
-template <class T>
-struct BackwardWeightArgs {
-  Geometry g;
-  FastDiv div_pq, div_q, div_rs, div_s;
-  const T* gy;
-  const T* x;
-  T* out;  // gw, or splits partial copies of it
-  int M, Kdim;  // Cg*R*S, N*P*Q
-  int splits, chunk;
+  const T* bias;  // forward; may be null
+  T* out;         // y, gx, or gw (backward_weight with splits > 1: splits partial copies of it)
+  int M, Kdim;    // rows and inner dimension of the product
+  int splits, chunk;     // backward_weight: chunks of the inner dimension
   int64_t split_stride;  // elements between partial copies: K*Cg*R*S
 };
 
-template <class T, int BN>
-__global__ void __launch_bounds__(kBlockThreads) backward_weight_kernel(BackwardWeightArgs<T> a) {
-  constexpr int BM = Tile<BN>::kM;
-  constexpr int kSlotsA = BM * kTileK / kBlockThreads;
-  constexpr int kSlotsB = BN * kTileK / kBlockThreads;
-  constexpr int kRowsPerSlot = kBlockThreads / kTileK;  // 16
-  __shared__ SharedTiles<T, BM, BN> s;
-  // Per tap row of the tile: the channel's plane offset and the tap's row/column shift
-  // (offset -1: past the end of the taps).
-  __shared__ int tap_offset[BM], tap_dh[BM], tap_dw[BM];
-  const Geometry& g = a.g;
-  const int tid = threadIdx.x;
-  const int group = blockIdx.z / a.splits, split = blockIdx.z - group * a.splits;
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-  const int k_begin = split * a.chunk, k_end = min(a.Kdim, k_begin + a.chunk);
+// ---- the passes ---------------------------------------------------------------------------
+// A pass is what one thread knows of its block (tile blockIdx.x/y, group or split
+// blockIdx.z) and tells run_block:
+//   Next                    its Slice type (how its A loads are spread)
+//   k_begin, k_end          the block's range of the inner dimension
+//   gather(k0, next)        the thread's share of the slice at k0, zeros outside the product
+//   m0, n0, columns         the tile's first row and column, the product's width (height a.M)
+//   row_start(m), column_stride, bias: C(m, n) goes to row_start(m)[n * column_stride],
+//                           plus bias[n] where bias is not null
+// Shared is the block's extra shared memory that the pass asks for.
 
-  for (int i = tid; i < BM; i += kBlockThreads) {
-    const int m = m0 + i;
-    if (m < a.M) {
-      const int c = a.div_rs.div(m), rs = m - c * g.RS;
-      const int fr = a.div_s.div(rs), fs = rs - fr * g.S;
-      tap_offset[i] = c * g.HW;
-      tap_dh[i] = fr * g.dh;
-      tap_dw[i] = fs * g.dw;
-    } else {
-      tap_offset[i] = -1;
-      tap_dh[i] = tap_dw[i] = 0;
+// A filter tap t = (outer * R + r) * S + s of a (C or K) x R x S block of the weight.
+struct Tap {
+  int outer, r, s;
+};
+__device__ __forceinline__ Tap split_tap(int t, const Geometry& g, FastDiv div_rs, FastDiv div_s) {
+  const int outer = div_rs.div(t), rs = t - outer * g.RS;
+  const int r = div_s.div(rs);
+  return {outer, r, rs - r * g.S};
+}
+
+struct NoSharedMemory {};
+
+// forward: A(m, (c,r,s)) = x at output pixel m's tap (c, r, s), B((c,r,s), k) = w[k, c, r, s],
+// C(m, k) = y at pixel m of filter k.
+template <class T, int BN>
+struct ForwardPass {
+  using Next = Slice<T, BN, Spread::AlongRows>;
+  using Shared = NoSharedMemory;
+  const ConvArgs<T>& a;
+  const Geometry& g;
+  const int group, m0, n0, k_begin, k_end, columns, column_stride;
+  const T* bias;
+  bool m_ok;  // this thread's A row: output pixel m0 + row_a
+  int ih0 = 0, iw0 = 0;
+  const T* x_img;
+  const T* w_group;
+
+  __device__ ForwardPass(const ConvArgs<T>& args, Shared&)
+      : a(args), g(args.g), group(blockIdx.z), m0(blockIdx.x * Tile<BN>::kM), n0(blockIdx.y * BN), k_begin(0),
+        k_end(args.Kdim), columns(g.Kg), column_stride(g.PQ), bias(args.bias ? args.bias + group * g.Kg : nullptr) {
+    const int m = m0 + Next::row_a(0);
+    m_ok = m < a.M;
+    x_img = a.x;
+    if (m_ok) {
+      const int n_img = a.div_image.div(m), pq = m - n_img * g.PQ;
+      const int p = a.div_row.div(pq), q = pq - p * g.Q;
+      ih0 = p * g.sh - g.ph;
+      iw0 = q * g.sw - g.pw;
+      x_img = a.x + (static_cast<int64_t>(n_img) * g.C + static_cast<int64_t>(group) * g.Cg) * g.HW;
+    }
+    w_group = a.w + static_cast<int64_t>(group) * g.Kg * a.Kdim;
+  }
+
+  // A along the output pixels; B: consecutive threads read consecutive taps of a filter.
+  __device__ void gather(int k0, Next& next) const {
+#pragma unroll
+    for (int r = 0; r < Next::kSlotsA; ++r) {
+      const int kk = k0 + Next::inner_a(r);
+      T v = T(0);
+      if (m_ok && kk < a.Kdim) {
+        const Tap tap = split_tap(kk, g, a.div_rs, a.div_s);
+        const int ih = ih0 + tap.r * g.dh, iw = iw0 + tap.s * g.dw;
+        if (conv::inside(ih, g.H) && conv::inside(iw, g.W)) v = x_img[tap.outer * g.HW + ih * g.W + iw];
+      }
+      next.a[r] = v;
+    }
+#pragma unroll
+    for (int r = 0; r < Next::kSlotsB; ++r) {
+      const int n = n0 + Next::column_b(r), kk = k0 + Next::inner_b();
+      next.b[r] = (n < g.Kg && kk < a.Kdim) ? w_group[static_cast<int64_t>(n) * a.Kdim + kk] : T(0);
     }
   }
-  __syncthreads();
 
-  // Both operands: this thread loads inner index (batch pixel) k0 + t_k, for taps
-  // t_m, t_m + 16, ... (A) and filters t_m, t_m + 16, ... (B). Consecutive threads take
+  __device__ T* row_start(int m) const {
+    const int n_img = a.div_image.div(m), pq = m - n_img * g.PQ;
+    return a.out + (static_cast<int64_t>(n_img) * g.K + static_cast<int64_t>(group) * g.Kg) * g.PQ + pq;
+  }
+};
+
+// backward_input: A(m, (k,r,s)) = gy at the output that input pixel m reaches through tap
+// (r, s) of filter k (zero where the stride skips it), B((k,r,s), c) = w[k, c, r, s],
+// C(m, c) = gx at pixel m of channel c.
+template <class T, int BN>
+struct BackwardInputPass {
+  using Next = Slice<T, BN, Spread::AlongRows>;
+  using Shared = NoSharedMemory;
+  static constexpr const T* bias = nullptr;
+  const ConvArgs<T>& a;
+  const Geometry& g;
+  const int group, m0, n0, k_begin, k_end, columns, column_stride;
+  bool m_ok;  // this thread's A row: input pixel m0 + row_a, at padded coordinates (hp, wp)
+  int hp = 0, wp = 0;
+  const T* gy_img;
+  const T* w_group;
+
+  __device__ BackwardInputPass(const ConvArgs<T>& args, Shared&)
+      : a(args), g(args.g), group(blockIdx.z), m0(blockIdx.x * Tile<BN>::kM), n0(blockIdx.y * BN), k_begin(0),
+        k_end(args.Kdim), columns(g.Cg), column_stride(g.HW) {
+    const int m = m0 + Next::row_a(0);
+    m_ok = m < a.M;
+    gy_img = a.gy;
+    if (m_ok) {
+      const int n_img = a.div_image.div(m), hw = m - n_img * g.HW;
+      const int h = a.div_row.div(hw);
+      hp = h + g.ph;
+      wp = hw - h * g.W + g.pw;
+      gy_img = a.gy + (static_cast<int64_t>(n_img) * g.K + static_cast<int64_t>(group) * g.Kg) * g.PQ;
+    }
+    w_group = a.w + static_cast<int64_t>(group) * g.Kg * g.Cg * g.RS;
+  }
+
+  __device__ void gather(int k0, Next& next) const {
+#pragma unroll
+    for (int r = 0; r < Next::kSlotsA; ++r) {
+      const int kk = k0 + Next::inner_a(r);
+      T v = T(0);
+      if (m_ok && kk < a.Kdim) {
+        const Tap tap = split_tap(kk, g, a.div_rs, a.div_s);
+        // Output (p, q) reads this pixel through tap (r, s) when p*sh + r*dh = h + ph.
+        const int th = hp - tap.r * g.dh, tw = wp - tap.s * g.dw;
+        if (th >= 0 && tw >= 0) {
+          const int p = a.div_sh.div(th), q = a.div_sw.div(tw);
+          if (p * g.sh == th && q * g.sw == tw && p < g.P && q < g.Q) v = gy_img[tap.outer * g.PQ + p * g.Q + q];
+        }
+      }
+      next.a[r] = v;
+    }
+    const int kk = k0 + Next::inner_b();
+    const int k = a.div_rs.div(kk), rs = kk - k * g.RS;
+#pragma unroll
+    for (int r = 0; r < Next::kSlotsB; ++r) {
+      const int c = n0 + Next::column_b(r);
+      next.b[r] = (c < g.Cg && kk < a.Kdim) ? w_group[(static_cast<int64_t>(k) * g.Cg + c) * g.RS + rs] : T(0);
+    }
+  }
+
+  __device__ T* row_start(int m) const {
+    const int n_img = a.div_image.div(m), hw = m - n_img * g.HW;
+    return a.out + (static_cast<int64_t>(n_img) * g.C + static_cast<int64_t>(group) * g.Cg) * g.HW + hw;
+  }
+};
+
+// Per tap row of a backward_weight tile: the channel's plane offset and the tap's
+// row/column shift (offset -1: past the end of the taps).
+template <int BM>
+struct TapTable {
+  int offset[BM], dh[BM], dw[BM];
+};
+
+// backward_weight: A((c,r,s), m) = x that tap (c, r, s) reads for output pixel m,
+// B(m, k) = gy at pixel m of filter k, C((c,r,s), k) = gw[k, c, r, s] (or chunk
+// blockIdx.z % splits's partial copy of it), over the chunk's range of pixels.
+template <class T, int BN>
+struct BackwardWeightPass {
+  using Next = Slice<T, BN, Spread::AlongInner>;
+  using Shared = TapTable<Tile<BN>::kM>;
+  static constexpr const T* bias = nullptr;
+  const ConvArgs<T>& a;
+  const Geometry& g;
+  const Shared& taps;
+  const int group, split, m0, n0, k_begin, k_end, columns, column_stride;
+  const T* x_group;
+  const T* gy_group;
+  T* out;
+
+  __device__ BackwardWeightPass(const ConvArgs<T>& args, Shared& table)
+      : a(args), g(args.g), taps(table), group(blockIdx.z / args.splits), split(blockIdx.z - group * args.splits),
+        m0(blockIdx.x * Tile<BN>::kM), n0(blockIdx.y * BN), k_begin(split * args.chunk),
+        k_end(min(args.Kdim, k_begin + args.chunk)), columns(g.Kg), column_stride(args.M) {
+    for (int i = threadIdx.x; i < Tile<BN>::kM; i += kBlockThreads) {
+      const int m = m0 + i;
+      if (m < a.M) {
+        const Tap tap = split_tap(m, g, a.div_rs, a.div_s);
+        table.offset[i] = tap.outer * g.HW;
+        table.dh[i] = tap.r * g.dh;
+        table.dw[i] = tap.s * g.dw;
+      } else {
+        table.offset[i] = -1;
+        table.dh[i] = table.dw[i] = 0;
+      }
+    }
+    __syncthreads();
+    x_group = a.x + static_cast<int64_t>(group) * g.Cg * g.HW;
+    gy_group = a.gy + static_cast<int64_t>(group) * g.Kg * g.PQ;
+    out = a.out + split * a.split_stride + static_cast<int64_t>(group) * g.Kg * a.M;
+  }
+
+  // Both operands: this thread loads one inner index (batch pixel), for the taps at
+  // row_a(r) (A) and the filters at column_b(r) (B). Consecutive threads take
   // consecutive pixels: coalesced reads of x and gy.
-  const int t_k = tid % kTileK, t_m = tid / kTileK;
-  const T* x_group = a.x + static_cast<int64_t>(group) * g.Cg * g.HW;
-  const T* gy_group = a.gy + static_cast<int64_t>(group) * g.Kg * g.PQ;
-
-  T a_next[kSlotsA], b_next[kSlotsB];
-  auto load = [&](int k0) {
-    const int kk = k0 + t_k;
+  __device__ void gather(int k0, Next& next) const {
+    const int kk = k0 + Next::inner_b();
     const bool k_ok = kk < k_end;
     int ih0 = 0, iw0 = 0;
     const T* x_img = x_group;
     const T* gy_pixel = gy_group;
     if (k_ok) {
-      const int n_img = a.div_pq.div(kk), pq = kk - n_img * g.PQ;
-      const int p = a.div_q.div(pq), q = pq - p * g.Q;
+      const int n_img = a.div_image.div(kk), pq = kk - n_img * g.PQ;
+      const int p = a.div_row.div(pq), q = pq - p * g.Q;
       ih0 = p * g.sh - g.ph;
       iw0 = q * g.sw - g.pw;
       x_img = x_group + static_cast<int64_t>(n_img) * g.C * g.HW;
       gy_pixel = gy_group + static_cast<int64_t>(n_img) * g.K * g.PQ + pq;
     }
 #pragma unroll
-    for (int r = 0; r < kSlotsA; ++r) {
-      const int i = t_m + r * kRowsPerSlot;
+    for (int r = 0; r < Next::kSlotsA; ++r) {
+      const int i = Next::row_a(r);
       T v = T(0);
-      const int offset = tap_offset[i];
+      const int offset = taps.offset[i];
       if (k_ok && offset >= 0) {
-        const int ih = ih0 + tap_dh[i], iw = iw0 + tap_dw[i];
-        if (inside(ih, g.H) && inside(iw, g.W)) v = x_img[offset + ih * g.W + iw];
+        const int ih = ih0 + taps.dh[i], iw = iw0 + taps.dw[i];
+        if (conv::inside(ih, g.H) && conv::inside(iw, g.W)) v = x_img[offset + ih * g.W + iw];
       }
-      a_next[r] = v;
+      next.a[r] = v;
     }
 #pragma unroll
-    for (int r = 0; r < kSlotsB; ++r) {
-      const int k = n0 + t_m + r * kRowsPerSlot;
-      b_next[r] = (k_ok && k < g.Kg) ? gy_pixel[static_cast<int64_t>(k) * g.PQ] : T(0);
+    for (int r = 0; r < Next::kSlotsB; ++r) {
+      const int k = n0 + Next::column_b(r);
+      next.b[r] = (k_ok && k < g.Kg) ? gy_pixel[static_cast<int64_t>(k) * g.PQ] : T(0);
     }
-  };
-  auto store = [&] {
-#pragma unroll
-    for (int r = 0; r < kSlotsA; ++r) s.a[t_k][t_m + r * kRowsPerSlot] = a_next[r];
-#pragma unroll
-    for (int r = 0; r < kSlotsB; ++r) s.b[t_k][t_m + r * kRowsPerSlot] = b_next[r];
-  };
+  }
+
+  __device__ T* row_start(int m) const { return out + m; }
+};
+
+// ---- the kernels ----------------------------------------------------------------------------
+
+// One block of any pass: the thread's 4 x 4 outputs of the block's tile of
+// A(:, [k_begin, k_end)) * B([k_begin, k_end), :), the next slice gathered into registers
+// while the current one is multiplied from shared memory, then written to C.
+template <template <class, int> class Pass, class T, int BN>
+__global__ void __launch_bounds__(kBlockThreads) implicit_gemm_kernel(ConvArgs<T> args) {
+  using Shape = Tile<BN>;
+  __shared__ SharedTiles<T, Shape::kM, BN> s;
+  __shared__ typename Pass<T, BN>::Shared pass_shared;
+  const Pass<T, BN> pass(args, pass_shared);
 
   T acc[4][4];
 #pragma unroll
   for (int i = 0; i < 4; ++i)
 #pragma unroll
     for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
-  const int tm = tid % Tile<BN>::kThreadsM, tn = tid / Tile<BN>::kThreadsM;
-
-  load(k_begin);
-  store();
+  const int tm = Shape::tm(), tn = Shape::tn();
+  typename Pass<T, BN>::Next next;
+  pass.gather(pass.k_begin, next);
+  next.store(s);
   __syncthreads();
-  for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
-    const bool more = k0 + kTileK < k_end;
-    if (more) load(k0 + kTileK);
+  for (int k0 = pass.k_begin; k0 < pass.k_end; k0 += kTileK) {
+    const bool more = k0 + kTileK < pass.k_end;  // the same for every thread of the block
+    if (more) pass.gather(k0 + kTileK, next);
     multiply_tiles<T, BN>(s, tm, tn, acc);
     __syncthreads();
     if (more) {
-      store();
+      next.store(s);
       __syncthreads();
     }
   }
 
-  T* out = a.out + split * a.split_stride + static_cast<int64_t>(group) * g.Kg * a.M;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const int m = m0 + tm + i * Tile<BN>::kThreadsM;
-    if (m >= a.M) continue;
+    const int m = pass.m0 + tm + i * Shape::kThreadsM;
+    if (m >= args.M) continue;
+    T* row = pass.row_start(m);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const int k = n0 + tn + j * Tile<BN>::kThreadsN;
-      if (k < g.Kg) out[static_cast<int64_t>(k) * a.M + m] = acc[i][j];
+      const int n = pass.n0 + tn + j * Shape::kThreadsN;
+      if (n >= pass.columns) continue;
+      row[static_cast<int64_t>(n) * pass.column_stride] = pass.bias ? acc[i][j] + pass.bias[n] : acc[i][j];
     }
   }
 }
@@ -454,48 +439,32 @@ int tile_width(int64_t rows, int64_t columns) {
   return best;
 }
 
-// Grid (row tiles, column tiles, z), checked against the launch limits.
-dim3 grid_for(const char* op, int64_t rows, int64_t columns, int bn, int64_t z) {
-  const int64_t bm = kBlockThreads * 16 / bn;
-  const int64_t gx = ceil_div(rows, bm), gy = ceil_div(columns, bn);
+// Runs a pass over its args.M x columns product in z groups (times splits) on the
+// device's stream, in tiles of the width tile_width picks. The grid is checked against
+// the launch limits.
+template <template <class, int> class Pass, class T>
+void launch_pass(const char* op, int device, const ConvArgs<T>& args, int64_t columns, int64_t z) {
+  const int64_t rows = args.M;
+  const int bn = tile_width(rows, columns);
+  const int64_t gx = ceil_div(rows, kBlockThreads * 16 / bn), gy = ceil_div(columns, bn);
   check(gy <= 65535 && z <= 65535, op, "product of ", rows, " x ", columns, " in ", z,
         " groups/splits exceeds the grid limits of the implicit GEMM (use cuDNN)");
-  return dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(z));
-}
-
-template <class T, class Args>
-void launch_forward(int bn, dim3 grid, const Args& args, cudaStream_t st) {
+  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(z));
+  cudaStream_t st = stream(device);
+  DeviceGuard guard(device);
   if (bn == 64)
-    forward_kernel<T, 64><<<grid, kBlockThreads, 0, st>>>(args);
+    implicit_gemm_kernel<Pass, T, 64><<<grid, kBlockThreads, 0, st>>>(args);
   else if (bn == 32)
-    forward_kernel<T, 32><<<grid, kBlockThreads, 0, st>>>(args);
+    implicit_gemm_kernel<Pass, T, 32><<<grid, kBlockThreads, 0, st>>>(args);
   else
-    forward_kernel<T, 16><<<grid, kBlockThreads, 0, st>>>(args);
+    implicit_gemm_kernel<Pass, T, 16><<<grid, kBlockThreads, 0, st>>>(args);
+  check_launch(op);
 }
 
-template <class T, class Args>
-void launch_backward_input(int bn, dim3 grid, const Args& args, cudaStream_t st) {
-  if (bn == 64)
-    backward_input_kernel<T, 64><<<grid, kBlockThreads, 0, st>>>(args);
-  else if (bn == 32)
-    backward_input_kernel<T, 32><<<grid, kBlockThreads, 0, st>>>(args);
-  else
-    backward_input_kernel<T, 16><<<grid, kBlockThreads, 0, st>>>(args);
-}
-
-template <class T, class Args>
-void launch_backward_weight(int bn, dim3 grid, const Args& args, cudaStream_t st) {
-  if (bn == 64)
-    backward_weight_kernel<T, 64><<<grid, kBlockThreads, 0, st>>>(args);
-  else if (bn == 32)
-    backward_weight_kernel<T, 32><<<grid, kBlockThreads, 0, st>>>(args);
-  else
-    backward_weight_kernel<T, 16><<<grid, kBlockThreads, 0, st>>>(args);
-}
-
-// backward_weight's split of the N*P*Q inner dimension: enough blocks to fill any
-// current GPU (kTargetBlocks), chunks of at least kMinChunk pixels, a whole number of
-// 16-steps each. Depends only on the sizes.
+// backward_weight's split of the N*P*Q inner dimension of its rows x columns product
+// (tiled as launch_pass tiles it): enough blocks to fill any current GPU (kTargetBlocks),
+// chunks of at least kMinChunk pixels, a whole number of 16-steps each. Depends only on
+// the sizes.
 constexpr int64_t kTargetBlocks = 1024;
 constexpr int64_t kMinChunk = 256;
 
@@ -503,7 +472,9 @@ struct Split {
   int splits, chunk;
 };
 
-Split split_for(int64_t tiles, int64_t groups, int64_t kdim) {
+Split split_for(int64_t rows, int64_t columns, int64_t groups, int64_t kdim) {
+  const int bn = tile_width(rows, columns);
+  const int64_t tiles = ceil_div(rows, kBlockThreads * 16 / bn) * ceil_div(columns, bn) * groups;
   int64_t splits = std::max<int64_t>(1, ceil_div(kTargetBlocks, tiles));
   splits = std::min(splits, std::max<int64_t>(1, ceil_div(kdim, kMinChunk)));
   splits = std::min(splits, std::max<int64_t>(1, 65535 / groups));
@@ -518,66 +489,49 @@ template <class T>
 void conv2d_forward_implicit_gemm(const Conv2dGeometry& geometry, const T* x, const T* w, const T* bias, T* y,
                                   int device) {
   const char* op = "conv2d_forward_implicit_gemm";
-  check_device(device, op);
-  const Geometry g = conv::device_geometry(geometry, op);
+  const Geometry g = conv::checked_geometry(geometry, device, op);
   if (g.N == 0) return;
-  ForwardArgs<T> args{g, FastDiv(g.PQ), FastDiv(g.Q), FastDiv(g.RS), FastDiv(g.S), x, w, bias, y, g.N * g.PQ,
-                      g.Cg * g.RS};
-  const int bn = tile_width(args.M, g.Kg);
-  const dim3 grid = grid_for(op, args.M, g.Kg, bn, g.groups);
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  launch_forward<T>(bn, grid, args, st);
-  check_launch(op);
+  const ConvArgs<T> args{g, FastDiv(g.PQ), FastDiv(g.Q), FastDiv(g.RS), FastDiv(g.S), FastDiv(g.sh), FastDiv(g.sw),
+                         x, w, nullptr, bias, y, g.N * g.PQ, g.Cg * g.RS, 1, 0, 0};
+  launch_pass<ForwardPass>(op, device, args, g.Kg, g.groups);
 }
 
 template <class T>
 void conv2d_backward_input_implicit_gemm(const Conv2dGeometry& geometry, const T* gy, const T* w, T* gx, int device) {
   const char* op = "conv2d_backward_input_implicit_gemm";
-  check_device(device, op);
-  const Geometry g = conv::device_geometry(geometry, op);
+  const Geometry g = conv::checked_geometry(geometry, device, op);
   if (g.N == 0) return;
-  BackwardInputArgs<T> args{g,  FastDiv(g.HW), FastDiv(g.W), FastDiv(g.RS), FastDiv(g.S), FastDiv(g.sh),
-                            FastDiv(g.sw), gy, w, gx, g.N * g.HW, g.Kg * g.RS};
-  const int bn = tile_width(args.M, g.Cg);
-  const dim3 grid = grid_for(op, args.M, g.Cg, bn, g.groups);
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  launch_backward_input<T>(bn, grid, args, st);
-  check_launch(op);
+  const ConvArgs<T> args{g, FastDiv(g.HW), FastDiv(g.W), FastDiv(g.RS), FastDiv(g.S), FastDiv(g.sh), FastDiv(g.sw),
+                         nullptr, w, gy, nullptr, gx, g.N * g.HW, g.Kg * g.RS, 1, 0, 0};
+  launch_pass<BackwardInputPass>(op, device, args, g.Cg, g.groups);
 }
 
 template <class T>
 void conv2d_backward_weight_implicit_gemm(const Conv2dGeometry& geometry, const T* gy, const T* x, T* gw,
                                           int device) {
   const char* op = "conv2d_backward_weight_implicit_gemm";
-  check_device(device, op);
-  const Geometry g = conv::device_geometry(geometry, op);
+  const Geometry g = conv::checked_geometry(geometry, device, op);
   const int64_t count = static_cast<int64_t>(g.K) * g.Cg * g.RS;
   if (g.N == 0) {
     memset_zero(gw, static_cast<size_t>(count) * sizeof(T), device);
     return;
   }
   const int M = g.Cg * g.RS, kdim = g.N * g.PQ;
-  const int bn = tile_width(M, g.Kg);
-  const int64_t bm = kBlockThreads * 16 / bn;
-  const int64_t tiles = ceil_div(M, bm) * ceil_div(g.Kg, bn) * g.groups;
   check(g.groups <= 65535, op, g.groups, " groups exceed the grid limit of the implicit GEMM (use cuDNN)");
-  const Split split = split_for(tiles, g.groups, kdim);
-  const dim3 grid = grid_for(op, M, g.Kg, bn, static_cast<int64_t>(g.groups) * split.splits);
+  const Split split = split_for(M, g.Kg, g.groups, kdim);
 
   // With one chunk the kernel writes gw itself; otherwise chunks go to a workspace first.
   const size_t partial_bytes =
       split.splits > 1 ? static_cast<size_t>(split.splits) * static_cast<size_t>(count) * sizeof(T) : 0;
   conv::ScopedBuffer partial(partial_bytes, device);
   T* partial_ptr = static_cast<T*>(partial.get());
-  BackwardWeightArgs<T> args{g, FastDiv(g.PQ), FastDiv(g.Q), FastDiv(g.RS), FastDiv(g.S), gy, x,
-                             partial_ptr ? partial_ptr : gw, M, kdim, split.splits, split.chunk, count};
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  launch_backward_weight<T>(bn, grid, args, st);
-  check_launch(op);
+  const ConvArgs<T> args{g, FastDiv(g.PQ), FastDiv(g.Q), FastDiv(g.RS), FastDiv(g.S), FastDiv(g.sh), FastDiv(g.sw),
+                         x, nullptr, gy, nullptr, partial_ptr ? partial_ptr : gw, M, kdim, split.splits,
+                         split.chunk, count};
+  launch_pass<BackwardWeightPass>(op, device, args, g.Kg, static_cast<int64_t>(g.groups) * split.splits);
   if (partial_ptr) {
+    cudaStream_t st = stream(device);
+    DeviceGuard guard(device);
     sum_splits_kernel<T><<<blocks_for(count), kThreads, 0, st>>>(partial_ptr, split.splits, count, gw);
     check_launch("conv2d_backward_weight_implicit_gemm (sum of the chunks)");
   }

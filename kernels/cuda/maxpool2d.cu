@@ -19,17 +19,16 @@
 // index and one value per output.
 #include <cstdint>
 
-#include "kernels/cuda/check.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/pool2d.h"
 #include "kernels/cuda/pool2d_windows.cuh"
-#include "kernels/cuda/stream.h"
 
 namespace dmix::kernels::cuda {
 namespace {
 
 using pool::covering;
 using pool::Covering;
+using pool::launch_per_element;
 using pool::max64;
 using pool::min64;
 
@@ -99,39 +98,21 @@ __global__ void max_pool2d_gather_kernel(int64_t in_size, int64_t out_size, cons
 
 template <class T>
 void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, int64_t* indices, int device) {
-  const char* op = "cuda max_pool2d_forward";
-  check_device(device, op);
-  const int64_t total = g.planes * g.out_h * g.out_w;
-  if (total == 0) return;
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  max_pool2d_forward_kernel<T><<<blocks_for(total), kThreads, 0, st>>>(g, x, y, indices, total);
-  check_launch(op);
+  launch_per_element("cuda max_pool2d_forward", device, g.planes * g.out_h * g.out_w, max_pool2d_forward_kernel<T>, g,
+                     x, y, indices);
 }
 
 template <class T>
 void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const int64_t* indices, T* gx, int device) {
-  const char* op = "cuda max_pool2d_backward";
-  check_device(device, op);
-  const int64_t total = g.planes * g.H * g.W;
-  if (total == 0) return;
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  max_pool2d_backward_kernel<T><<<blocks_for(total), kThreads, 0, st>>>(g, gy, indices, gx, total);
-  check_launch(op);
+  launch_per_element("cuda max_pool2d_backward", device, g.planes * g.H * g.W, max_pool2d_backward_kernel<T>, g, gy,
+                     indices, gx);
 }
 
 template <class T>
 void max_pool2d_gather(int64_t planes, int64_t in_size, int64_t out_size, const T* x, const int64_t* indices, T* y,
                        int device) {
-  const char* op = "cuda max_pool2d_gather";
-  check_device(device, op);
-  const int64_t total = planes * out_size;
-  if (total == 0) return;
-  cudaStream_t st = stream(device);
-  DeviceGuard guard(device);
-  max_pool2d_gather_kernel<T><<<blocks_for(total), kThreads, 0, st>>>(in_size, out_size, x, indices, y, total);
-  check_launch(op);
+  launch_per_element("cuda max_pool2d_gather", device, planes * out_size, max_pool2d_gather_kernel<T>, in_size,
+                     out_size, x, indices, y);
 }
 
 template void max_pool2d_forward<float>(const Pool2dGeometry&, const float*, float*, int64_t*, int);

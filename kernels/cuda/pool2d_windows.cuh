@@ -1,7 +1,12 @@
-// Window arithmetic shared by the pooling kernels (maxpool2d.cu, avgpool2d.cu), written
-// as the CPU kernels compute it (kernels/cpu/maxpool2d.cpp, avgpool2d.cpp).
+// What the pooling kernels (maxpool2d.cu, avgpool2d.cu) share: the window arithmetic,
+// written as the CPU kernels compute it (kernels/cpu/maxpool2d.cpp, avgpool2d.cpp), and
+// the launch of one thread per element written.
 #pragma once
 #include <cstdint>
+
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/stream.h"
 
 namespace dmix::kernels::cuda::pool {
 
@@ -26,6 +31,18 @@ __device__ __forceinline__ Covering covering(int64_t i, int64_t kernel, int64_t 
 __device__ __forceinline__ int64_t bin_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
 __device__ __forceinline__ int64_t bin_end(int64_t i, int64_t in, int64_t out) {
   return ((i + 1) * in + out - 1) / out;
+}
+
+// Checks the device, then runs kernel<<<blocks_for(total), kThreads>>>(args..., total) on
+// its stream: a grid-stride kernel writing `total` elements. Nothing runs when total is 0.
+template <class... Params, class... Args>
+void launch_per_element(const char* op, int device, int64_t total, void (*kernel)(Params...), const Args&... args) {
+  check_device(device, op);
+  if (total == 0) return;
+  cudaStream_t st = stream(device);
+  DeviceGuard guard(device);
+  kernel<<<blocks_for(total), kThreads, 0, st>>>(args..., total);
+  check_launch(op);
 }
 
 }  // namespace dmix::kernels::cuda::pool

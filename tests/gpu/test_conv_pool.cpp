@@ -43,10 +43,12 @@
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/pool2d.h"
 #include "kernels/cuda/runtime.h"
+#include "tests/gpu/gpu_compare.h"
 #include "tests/gpu/gpu_test_util.h"
 
 using namespace dmix;
 using dmix::gpu_test::has_gpu;
+using namespace dmix::gpu_test;
 namespace cu = dmix::kernels::cuda;
 
 namespace {
@@ -74,63 +76,12 @@ Allowed allowed(Accuracy a, double e_cpu, double scale) {
 
 // ---- values --------------------------------------------------------------------------------
 
-std::vector<double> uniform(int64_t n, uint32_t seed, double lo = -1.0, double hi = 1.0) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> dist(lo, hi);
-  std::vector<double> v(static_cast<size_t>(n));
-  for (double& x : v) x = dist(gen);
-  return v;
-}
-
 // Distinct values (a shuffled ramp): max pooling picks the same element in f32 and f64.
 std::vector<double> distinct(int64_t n, uint32_t seed) {
   std::vector<double> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[i] = static_cast<double>(i) / static_cast<double>(n) - 0.5;
   std::shuffle(v.begin(), v.end(), std::mt19937(seed));
   return v;
-}
-
-std::vector<double> host_values(const Tensor& t) {
-  const Tensor d = t.detach().to(Device::cpu());
-  if (d.dtype() == DType::i64) {
-    const std::vector<int64_t> v = d.to_vector<int64_t>();
-    return std::vector<double>(v.begin(), v.end());
-  }
-  return d.to(DType::f64).to_vector<double>();
-}
-
-double max_abs(const std::vector<double>& a) {
-  double m = 0;
-  for (double v : a) m = std::max(m, std::abs(v));
-  return m;
-}
-
-double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = std::abs(a[i] - b[i]);
-    if (!(d <= m)) m = d;  // NaN sticks
-  }
-  return m;
-}
-
-// Largest |a - b| / |b| over elements with |b| >= 1e-3 max|b|.
-double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  const double floor = 1e-3 * max_abs(b);
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::abs(b[i]) >= floor && b[i] != 0.0) {
-      const double d = std::abs(a[i] - b[i]) / std::abs(b[i]);
-      if (!(d <= m)) m = d;
-    }
-  return m;
-}
-
-bool same_values(const std::vector<double>& a, const std::vector<double>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
-  return true;
 }
 
 // ---- op cases: forward, backward, double backward -------------------------------------------

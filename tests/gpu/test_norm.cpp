@@ -35,10 +35,12 @@
 #include "engine/ops/norm.h"
 #include "engine/ops/reduce.h"
 #include "engine/tensor.h"
+#include "tests/gpu/gpu_compare.h"
 #include "tests/gpu/gpu_test_util.h"
 
 using namespace dmix;
 using dmix::gpu_test::has_gpu;
+using namespace dmix::gpu_test;
 
 namespace {
 
@@ -71,14 +73,6 @@ struct Case {
   CaseFn fn;
 };
 
-std::vector<double> uniform(int64_t n, uint32_t seed, double lo = -1.0, double hi = 1.0) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> dist(lo, hi);
-  std::vector<double> v(static_cast<size_t>(n));
-  for (double& x : v) x = dist(gen);
-  return v;
-}
-
 Input uniform_input(const Shape& shape, uint32_t seed, double lo = -1.0, double hi = 1.0, bool differentiable = true) {
   Input in;
   in.shape = shape;
@@ -106,15 +100,6 @@ struct Entry {
   std::vector<double> values;
 };
 using Result = std::vector<Entry>;
-
-std::vector<double> host_values(const Tensor& t) {
-  const Tensor d = t.detach().to(Device::cpu());
-  if (d.dtype() == DType::i64) {
-    const std::vector<int64_t> v = d.to_vector<int64_t>();
-    return std::vector<double>(v.begin(), v.end());
-  }
-  return d.to(DType::f64).to_vector<double>();
-}
 
 Tensor seed_tensor(const Shape& shape, uint32_t seed, DType dtype, Device device) {
   return Tensor::from_vector(uniform(shape_numel(shape), seed), shape).to(dtype).to(device);
@@ -175,40 +160,6 @@ Result run(const Case& c, DType dtype, Device device) {
 }
 
 // ---- comparison ----------------------------------------------------------------------------
-
-double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = std::abs(a[i] - b[i]);
-    if (!(d <= m)) m = d;  // NaN sticks
-  }
-  return m;
-}
-
-double max_abs(const std::vector<double>& a) {
-  double m = 0;
-  for (double v : a) m = std::max(m, std::abs(v));
-  return m;
-}
-
-// Largest |a - b| / |b| over elements with |b| >= 1e-3 * max|b|.
-double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  const double floor = 1e-3 * max_abs(b);
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::abs(b[i]) >= floor && b[i] != 0.0) {
-      const double d = std::abs(a[i] - b[i]) / std::abs(b[i]);
-      if (!(d <= m)) m = d;
-    }
-  return m;
-}
-
-bool same_values(const std::vector<double>& a, const std::vector<double>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
-  return true;
-}
 
 // Elements outside |got - ref| <= 32 eps |ref| (or twice the CPU's own error there).
 int64_t probability_failures(const std::vector<double>& got, const std::vector<double>& cpu,
