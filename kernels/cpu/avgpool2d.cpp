@@ -6,51 +6,86 @@
 // Algorithm: direct loops over windows, planes in parallel; the backward spreads each
 // output gradient over its window within one plane, so each plane is written by one
 // thread and results do not depend on the thread count.
+// A 2-wide, stride-2 window row (the shortcut pools of PyramidNet and ResNet-D) runs as a
+// vectorised loop over its complete windows, with the same additions in the same order.
 // Cost: kernel_h*kernel_w reads (forward) or read-modify-writes (backward) per output.
 #include <algorithm>
+#include <vector>
 
 #include "kernels/cpu/pool2d.h"
 
 namespace dmix::kernels::cpu {
 namespace {
 
-// One window of a fixed-window pool: in-input rows/cols [h0, h1) x [w0, w1) and its divisor.
-struct Window {
-  int64_t h0, h1, w0, w1;
-  int64_t divisor;
-};
-
-Window avg_window(const Pool2dGeometry& g, bool count_include_pad, int64_t oh, int64_t ow) {
-  int64_t h0 = oh * g.stride_h - g.pad_h, w0 = ow * g.stride_w - g.pad_w;
-  int64_t h1 = std::min(h0 + g.kernel_h, g.H + g.pad_h), w1 = std::min(w0 + g.kernel_w, g.W + g.pad_w);
-  const int64_t padded_size = (h1 - h0) * (w1 - w0);
-  h0 = std::max<int64_t>(h0, 0);
-  w0 = std::max<int64_t>(w0, 0);
-  h1 = std::min(h1, g.H);
-  w1 = std::min(w1, g.W);
-  const int64_t divisor = count_include_pad ? padded_size : (h1 - h0) * (w1 - w0);
-  return {h0, h1, w0, w1, std::max<int64_t>(divisor, 1)};
-}
-
 int64_t bin_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
 int64_t bin_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+
+// The windows of a fixed-window pool factor into row and column ranges: window (oh, ow)
+// covers rows rows[oh] and columns cols[ow], and its divisor is the product of their
+// sizes. Computed once per call instead of once per output.
+struct Range {
+  int64_t begin, end, padded;  // in-input [begin, end); size within the padded border
+};
+
+std::vector<Range> window_ranges(int64_t out, int64_t stride, int64_t pad, int64_t kernel, int64_t in) {
+  std::vector<Range> r(static_cast<size_t>(out));
+  for (int64_t o = 0; o < out; ++o) {
+    const int64_t b = o * stride - pad, e = std::min(b + kernel, in + pad);
+    r[o] = {std::max<int64_t>(b, 0), std::min(e, in), e - b};
+  }
+  return r;
+}
+
+struct Windows {
+  std::vector<Range> rows, cols;
+  bool count_include_pad;
+  // Columns [0, full_cols) have complete 2-wide windows at stride 2 (the PyramidNet and
+  // ResNet-D shortcut pool), summed by a loop the compiler vectorises.
+  int64_t full_cols = 0;
+
+  Windows(const Pool2dGeometry& g, bool include_pad)
+      : rows(window_ranges(g.out_h, g.stride_h, g.pad_h, g.kernel_h, g.H)),
+        cols(window_ranges(g.out_w, g.stride_w, g.pad_w, g.kernel_w, g.W)),
+        count_include_pad(include_pad) {
+    if (g.kernel_w == 2 && g.stride_w == 2 && g.pad_w == 0) full_cols = std::min(g.out_w, g.W / 2);
+  }
+  int64_t divisor(int64_t oh, int64_t ow) const {
+    const Range &r = rows[oh], &c = cols[ow];
+    const int64_t d = count_include_pad ? r.padded * c.padded : (r.end - r.begin) * (c.end - c.begin);
+    return std::max<int64_t>(d, 1);
+  }
+};
 
 }  // namespace
 
 template <class T>
 void avg_pool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T* x, T* y) {
   const int64_t in_size = g.H * g.W, out_size = g.out_h * g.out_w;
+  const Windows win(g, count_include_pad);
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < g.planes; ++p) {
     const T* xp = x + p * in_size;
     T* yp = y + p * out_size;
     for (int64_t oh = 0; oh < g.out_h; ++oh) {
-      for (int64_t ow = 0; ow < g.out_w; ++ow) {
-        const Window win = avg_window(g, count_include_pad, oh, ow);
+      const Range r = win.rows[oh];
+      int64_t ow = 0;
+      if (win.full_cols > 0 && r.end - r.begin == 2) {
+        // Same additions in the same order as the general loop below, so the same bits.
+        const T* x0 = xp + r.begin * g.W;
+        const T* x1 = x0 + g.W;
+        const T d = T(win.divisor(oh, 0));
+        T* yr = yp + oh * g.out_w;
+#pragma omp simd
+        for (int64_t j = 0; j < win.full_cols; ++j)
+          yr[j] = (((x0[2 * j] + x0[2 * j + 1]) + x1[2 * j]) + x1[2 * j + 1]) / d;
+        ow = win.full_cols;
+      }
+      for (; ow < g.out_w; ++ow) {
+        const Range c = win.cols[ow];
         T total = 0;
-        for (int64_t ih = win.h0; ih < win.h1; ++ih)
-          for (int64_t iw = win.w0; iw < win.w1; ++iw) total += xp[ih * g.W + iw];
-        yp[oh * g.out_w + ow] = total / T(win.divisor);
+        for (int64_t ih = r.begin; ih < r.end; ++ih)
+          for (int64_t iw = c.begin; iw < c.end; ++iw) total += xp[ih * g.W + iw];
+        yp[oh * g.out_w + ow] = total / T(win.divisor(oh, ow));
       }
     }
   }
@@ -59,17 +94,37 @@ void avg_pool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T
 template <class T>
 void avg_pool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const T* gy, T* gx) {
   const int64_t in_size = g.H * g.W, out_size = g.out_h * g.out_w;
+  const Windows win(g, count_include_pad);
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < g.planes; ++p) {
     T* gxp = gx + p * in_size;
     std::fill(gxp, gxp + in_size, T(0));
     const T* gyp = gy + p * out_size;
     for (int64_t oh = 0; oh < g.out_h; ++oh) {
-      for (int64_t ow = 0; ow < g.out_w; ++ow) {
-        const Window win = avg_window(g, count_include_pad, oh, ow);
-        const T share = gyp[oh * g.out_w + ow] / T(win.divisor);
-        for (int64_t ih = win.h0; ih < win.h1; ++ih)
-          for (int64_t iw = win.w0; iw < win.w1; ++iw) gxp[ih * g.W + iw] += share;
+      const Range r = win.rows[oh];
+      int64_t ow = 0;
+      if (win.full_cols > 0 && r.end - r.begin == 2) {
+        T* g0 = gxp + r.begin * g.W;
+        T* g1 = g0 + g.W;
+        const T d = T(win.divisor(oh, 0));
+        const T* gr = gyp + oh * g.out_w;
+        // Overlapping windows (stride < kernel rows) accumulate; 2x2 at stride 2 never
+        // overlaps in columns, so each column pair is added to once per output row.
+#pragma omp simd
+        for (int64_t j = 0; j < win.full_cols; ++j) {
+          const T share = gr[j] / d;
+          g0[2 * j] += share;
+          g0[2 * j + 1] += share;
+          g1[2 * j] += share;
+          g1[2 * j + 1] += share;
+        }
+        ow = win.full_cols;
+      }
+      for (; ow < g.out_w; ++ow) {
+        const Range c = win.cols[ow];
+        const T share = gyp[oh * g.out_w + ow] / T(win.divisor(oh, ow));
+        for (int64_t ih = r.begin; ih < r.end; ++ih)
+          for (int64_t iw = c.begin; iw < c.end; ++iw) gxp[ih * g.W + iw] += share;
       }
     }
   }

@@ -24,13 +24,7 @@
 namespace dmix::kernels::cuda {
 namespace {
 
-using pool::bin_end;
-using pool::bin_start;
-using pool::covering;
-using pool::Covering;
-using pool::launch_per_element;
-using pool::max64;
-using pool::min64;
+using namespace pool;  // the shared window arithmetic and launch (pool2d_windows.cuh)
 
 // One fixed window: in-input rows/cols [h0, h1) x [w0, w1) and its divisor.
 struct Window {
@@ -55,10 +49,9 @@ __global__ void avg_pool2d_forward_kernel(Pool2dGeometry g, bool count_include_p
                                           T* __restrict__ y, int64_t total) {
   const int64_t out_size = g.out_h * g.out_w, in_size = g.H * g.W;
   for (int64_t i : GridStride(total)) {
-    const int64_t plane = i / out_size, o = i - plane * out_size;
-    const int64_t oh = o / g.out_w, ow = o - oh * g.out_w;
-    const Window win = avg_window(g, count_include_pad, oh, ow);
-    const T* xp = x + plane * in_size;
+    const PlaneIndex o = plane_index(i, out_size, g.out_w);
+    const Window win = avg_window(g, count_include_pad, o.row, o.col);
+    const T* xp = x + o.plane * in_size;
     T sum = T(0);
     for (int64_t ih = win.h0; ih < win.h1; ++ih)
       for (int64_t iw = win.w0; iw < win.w1; ++iw) sum += xp[ih * g.W + iw];
@@ -71,15 +64,12 @@ __global__ void avg_pool2d_backward_kernel(Pool2dGeometry g, bool count_include_
                                            T* __restrict__ gx, int64_t total) {
   const int64_t out_size = g.out_h * g.out_w, in_size = g.H * g.W;
   for (int64_t i : GridStride(total)) {
-    const int64_t plane = i / in_size, cell = i - plane * in_size;
-    const int64_t ih = cell / g.W, iw = cell - ih * g.W;
-    const Covering rows = covering(ih, g.kernel_h, g.stride_h, g.pad_h, g.out_h);
-    const Covering cols = covering(iw, g.kernel_w, g.stride_w, g.pad_w, g.out_w);
-    const T* gyp = gy + plane * out_size;
+    const PlaneIndex cell = plane_index(i, in_size, g.W);
+    const T* gyp = gy + cell.plane * out_size;
     T sum = T(0);
-    for (int64_t oh = rows.first; oh <= rows.last; ++oh)
-      for (int64_t ow = cols.first; ow <= cols.last; ++ow)
-        sum += gyp[oh * g.out_w + ow] / T(avg_window(g, count_include_pad, oh, ow).divisor);
+    for_each_covering_output(g, cell.row, cell.col, [&](int64_t oh, int64_t ow) {
+      sum += gyp[oh * g.out_w + ow] / T(avg_window(g, count_include_pad, oh, ow).divisor);
+    });
     gx[i] = sum;
   }
 }
@@ -89,11 +79,10 @@ __global__ void adaptive_avg_pool2d_forward_kernel(int64_t H, int64_t W, int64_t
                                                    const T* __restrict__ x, T* __restrict__ y, int64_t total) {
   const int64_t out_size = out_h * out_w;
   for (int64_t i : GridStride(total)) {
-    const int64_t plane = i / out_size, o = i - plane * out_size;
-    const int64_t oh = o / out_w, ow = o - oh * out_w;
-    const int64_t h0 = bin_start(oh, H, out_h), h1 = bin_end(oh, H, out_h);
-    const int64_t w0 = bin_start(ow, W, out_w), w1 = bin_end(ow, W, out_w);
-    const T* xp = x + plane * H * W;
+    const PlaneIndex o = plane_index(i, out_size, out_w);
+    const int64_t h0 = bin_start(o.row, H, out_h), h1 = bin_end(o.row, H, out_h);
+    const int64_t w0 = bin_start(o.col, W, out_w), w1 = bin_end(o.col, W, out_w);
+    const T* xp = x + o.plane * H * W;
     T sum = T(0);
     for (int64_t ih = h0; ih < h1; ++ih)
       for (int64_t iw = w0; iw < w1; ++iw) sum += xp[ih * W + iw];
@@ -108,9 +97,9 @@ __global__ void adaptive_avg_pool2d_backward_kernel(int64_t H, int64_t W, int64_
                                                     const T* __restrict__ gy, T* __restrict__ gx, int64_t total) {
   const int64_t in_size = H * W;
   for (int64_t i : GridStride(total)) {
-    const int64_t plane = i / in_size, cell = i - plane * in_size;
-    const int64_t ih = cell / W, iw = cell - ih * W;
-    const T* gyp = gy + plane * out_h * out_w;
+    const PlaneIndex cell = plane_index(i, in_size, W);
+    const int64_t ih = cell.row, iw = cell.col;
+    const T* gyp = gy + cell.plane * out_h * out_w;
     T sum = T(0);
     for (int64_t oh = (ih * out_h) / H; oh < out_h && bin_start(oh, H, out_h) <= ih; ++oh) {
       const int64_t rows = bin_end(oh, H, out_h) - bin_start(oh, H, out_h);

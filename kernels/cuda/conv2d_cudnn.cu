@@ -254,6 +254,106 @@ void set_run_math(const Descriptors& d, const Choice& c) {
               "cudnnSetConvolutionMathType");
 }
 
+// ---- the three passes ----------------------------------------------------------------------
+// Each pass computes an output C from inputs A and B, and its cuDNN functions take the
+// three (descriptor, pointer) pairs in that order:
+//   forward          C = y  from A = x, B = w
+//   backward data    C = gx from A = w, B = gy
+//   backward filter  C = gw from A = x, B = gy
+// PassApi names a pass's functions: the workspace size of an algorithm, how many
+// algorithms Find reports at most, Find (time them all) and the run itself.
+template <Pass P, class PerfT, int kCount, auto WorkspaceSize, auto MaxCount, auto Find, auto Run>
+struct PassApi {
+  static constexpr Pass kPass = P;
+  using Perf = PerfT;
+  using Algo = decltype(PerfT::algo);
+  static constexpr int kAlgoCount = kCount;
+  static constexpr auto workspace_size = WorkspaceSize;
+  static constexpr auto max_count = MaxCount;
+  static constexpr auto find = Find;
+  static constexpr auto run = Run;
+};
+using ForwardApi = PassApi<Pass::Forward, cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                           cudnnGetConvolutionForwardWorkspaceSize, cudnnGetConvolutionForwardAlgorithmMaxCount,
+                           cudnnFindConvolutionForwardAlgorithmEx, cudnnConvolutionForward>;
+using BackwardDataApi =
+    PassApi<Pass::BackwardData, cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+            cudnnGetConvolutionBackwardDataWorkspaceSize, cudnnGetConvolutionBackwardDataAlgorithmMaxCount,
+            cudnnFindConvolutionBackwardDataAlgorithmEx, cudnnConvolutionBackwardData>;
+using BackwardFilterApi =
+    PassApi<Pass::BackwardFilter, cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+            cudnnGetConvolutionBackwardFilterWorkspaceSize, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount,
+            cudnnFindConvolutionBackwardFilterAlgorithmEx, cudnnConvolutionBackwardFilter>;
+
+// The names of a pass's MaxCount, Find and run functions, for error messages.
+struct ApiNames {
+  const char* max_count;
+  const char* find;
+  const char* run;
+};
+ApiNames api_names(Pass p) {
+  switch (p) {
+    case Pass::Forward:
+      return {"cudnnGetConvolutionForwardAlgorithmMaxCount", "cudnnFindConvolutionForwardAlgorithmEx",
+              "cudnnConvolutionForward"};
+    case Pass::BackwardData:
+      return {"cudnnGetConvolutionBackwardDataAlgorithmMaxCount", "cudnnFindConvolutionBackwardDataAlgorithmEx",
+              "cudnnConvolutionBackwardData"};
+    default:
+      return {"cudnnGetConvolutionBackwardFilterAlgorithmMaxCount", "cudnnFindConvolutionBackwardFilterAlgorithmEx",
+              "cudnnConvolutionBackwardFilter"};
+  }
+}
+
+// What a call holds while it runs: the device's handle, the device made current and the
+// descriptors of its convolution.
+template <class T>
+struct Call {
+  const Conv2dGeometry& g;
+  int device;
+  const char* op;
+  cudnnHandle_t handle;
+  DeviceGuard guard;
+  Descriptors d;
+  Call(const Conv2dGeometry& geometry, int device_index, const char* op_name)
+      : g(geometry),
+        device(device_index),
+        op(op_name),
+        handle(cudnn_handle(device_index)),
+        guard(device_index),
+        d(geometry, data_type<T>(), search_math<T>(), op_name) {}
+};
+
+// Runs pass Api: c = pass(a, b) with the cached algorithm, found by timing every
+// algorithm on the call's own buffers the first time its key is seen.
+template <class Api, class T, class DescA, class DescB, class DescC>
+void run_pass(const Call<T>& call, DescA desc_a, const T* a, DescB desc_b, const T* b, DescC desc_c, T* c) {
+  const Descriptors& d = call.d;
+  const Choice choice = cached_choice(make_key(Api::kPass, call.g, data_type<T>(), call.device), [&] {
+    std::vector<size_t> sizes;
+    for (int algo = 0; algo < Api::kAlgoCount; ++algo) {
+      size_t bytes = 0;
+      if (Api::workspace_size(call.handle, desc_a, desc_b, d.conv, desc_c, static_cast<typename Api::Algo>(algo),
+                              &bytes) == CUDNN_STATUS_SUCCESS)
+        sizes.push_back(bytes);
+    }
+    conv::ScopedBuffer workspace = timing_workspace(sizes, call.device);
+    int max_count = 0, returned = 0;
+    check_cudnn(Api::max_count(call.handle, &max_count), api_names(Api::kPass).max_count);
+    std::vector<typename Api::Perf> perf(static_cast<size_t>(std::max(max_count, 1)));
+    check_cudnn(Api::find(call.handle, desc_a, a, desc_b, b, d.conv, desc_c, c, max_count, &returned, perf.data(),
+                          workspace.get(), workspace.bytes()),
+                api_names(Api::kPass).find);
+    return pick(timed(perf, returned), workspace.bytes(), strict_fp32<T>(), Api::kPass, call.g, call.op);
+  });
+  set_run_math<T>(d, choice);
+  conv::ScopedBuffer workspace(choice.workspace, call.device);
+  const T one = 1, zero = 0;
+  check_cudnn(Api::run(call.handle, &one, desc_a, a, desc_b, b, d.conv, static_cast<typename Api::Algo>(choice.algo),
+                       workspace.get(), choice.workspace, &zero, desc_c, c),
+              api_names(Api::kPass).run);
+}
+
 }  // namespace
 
 template <class T>
@@ -261,41 +361,16 @@ void conv2d_forward_cudnn(const Conv2dGeometry& g, const T* x, const T* w, const
   const char* op = "conv2d_forward_cudnn";
   check_device(device, op);
   if (g.N == 0) return;
-  cudnnHandle_t handle = cudnn_handle(device);
-  DeviceGuard guard(device);
-  const Descriptors d(g, data_type<T>(), search_math<T>(), op);
-  const Choice choice = cached_choice(make_key(Pass::Forward, g, data_type<T>(), device), [&] {
-    std::vector<size_t> sizes;
-    for (int a = 0; a < CUDNN_CONVOLUTION_FWD_ALGO_COUNT; ++a) {
-      size_t bytes = 0;
-      if (cudnnGetConvolutionForwardWorkspaceSize(
-              handle, d.x, d.w, d.conv, d.y, static_cast<cudnnConvolutionFwdAlgo_t>(a), &bytes) == CUDNN_STATUS_SUCCESS)
-        sizes.push_back(bytes);
-    }
-    conv::ScopedBuffer workspace = timing_workspace(sizes, device);
-    int max_count = 0, returned = 0;
-    check_cudnn(cudnnGetConvolutionForwardAlgorithmMaxCount(handle, &max_count),
-                "cudnnGetConvolutionForwardAlgorithmMaxCount");
-    std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(std::max(max_count, 1)));
-    check_cudnn(cudnnFindConvolutionForwardAlgorithmEx(handle, d.x, x, d.w, w, d.conv, d.y, y, max_count, &returned,
-                                                       perf.data(), workspace.get(), workspace.bytes()),
-                "cudnnFindConvolutionForwardAlgorithmEx");
-    return pick(timed(perf, returned), workspace.bytes(), strict_fp32<T>(), Pass::Forward, g, op);
-  });
-  set_run_math<T>(d, choice);
-  conv::ScopedBuffer workspace(choice.workspace, device);
-  const T one = 1, zero = 0;
-  check_cudnn(cudnnConvolutionForward(handle, &one, d.x, x, d.w, w, d.conv,
-                                      static_cast<cudnnConvolutionFwdAlgo_t>(choice.algo), workspace.get(),
-                                      choice.workspace, &zero, d.y, y),
-              "cudnnConvolutionForward");
+  const Call<T> call(g, device, op);
+  run_pass<ForwardApi>(call, call.d.x, x, call.d.w, w, call.d.y, y);
   if (bias) {
+    const T one = 1;
     cudnnTensorDescriptor_t bias_desc = nullptr;
     check_cudnn(cudnnCreateTensorDescriptor(&bias_desc), "cudnnCreateTensorDescriptor (bias)");
     const cudnnStatus_t set =
         cudnnSetTensor4dDescriptor(bias_desc, CUDNN_TENSOR_NCHW, data_type<T>(), 1, static_cast<int>(g.K), 1, 1);
     const cudnnStatus_t added = set == CUDNN_STATUS_SUCCESS
-                                    ? cudnnAddTensor(handle, &one, bias_desc, bias, &one, d.y, y)
+                                    ? cudnnAddTensor(call.handle, &one, bias_desc, bias, &one, call.d.y, y)
                                     : set;
     cudnnDestroyTensorDescriptor(bias_desc);
     check_cudnn(added, "cudnnAddTensor (bias)");
@@ -307,36 +382,8 @@ void conv2d_backward_input_cudnn(const Conv2dGeometry& g, const T* gy, const T* 
   const char* op = "conv2d_backward_input_cudnn";
   check_device(device, op);
   if (g.N == 0) return;
-  cudnnHandle_t handle = cudnn_handle(device);
-  DeviceGuard guard(device);
-  const Descriptors d(g, data_type<T>(), search_math<T>(), op);
-  const Choice choice = cached_choice(make_key(Pass::BackwardData, g, data_type<T>(), device), [&] {
-    std::vector<size_t> sizes;
-    for (int a = 0; a < CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT; ++a) {
-      size_t bytes = 0;
-      if (cudnnGetConvolutionBackwardDataWorkspaceSize(handle, d.w, d.y, d.conv, d.x,
-                                                       static_cast<cudnnConvolutionBwdDataAlgo_t>(a),
-                                                       &bytes) == CUDNN_STATUS_SUCCESS)
-        sizes.push_back(bytes);
-    }
-    conv::ScopedBuffer workspace = timing_workspace(sizes, device);
-    int max_count = 0, returned = 0;
-    check_cudnn(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle, &max_count),
-                "cudnnGetConvolutionBackwardDataAlgorithmMaxCount");
-    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<size_t>(std::max(max_count, 1)));
-    check_cudnn(cudnnFindConvolutionBackwardDataAlgorithmEx(handle, d.w, w, d.y, gy, d.conv, d.x, gx, max_count,
-                                                            &returned, perf.data(), workspace.get(),
-                                                            workspace.bytes()),
-                "cudnnFindConvolutionBackwardDataAlgorithmEx");
-    return pick(timed(perf, returned), workspace.bytes(), strict_fp32<T>(), Pass::BackwardData, g, op);
-  });
-  set_run_math<T>(d, choice);
-  conv::ScopedBuffer workspace(choice.workspace, device);
-  const T one = 1, zero = 0;
-  check_cudnn(cudnnConvolutionBackwardData(handle, &one, d.w, w, d.y, gy, d.conv,
-                                           static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algo), workspace.get(),
-                                           choice.workspace, &zero, d.x, gx),
-              "cudnnConvolutionBackwardData");
+  const Call<T> call(g, device, op);
+  run_pass<BackwardDataApi>(call, call.d.w, w, call.d.y, gy, call.d.x, gx);
 }
 
 template <class T>
@@ -347,36 +394,8 @@ void conv2d_backward_weight_cudnn(const Conv2dGeometry& g, const T* gy, const T*
     memset_zero(gw, static_cast<size_t>(g.K * (g.C / g.groups) * g.R * g.S) * sizeof(T), device);
     return;
   }
-  cudnnHandle_t handle = cudnn_handle(device);
-  DeviceGuard guard(device);
-  const Descriptors d(g, data_type<T>(), search_math<T>(), op);
-  const Choice choice = cached_choice(make_key(Pass::BackwardFilter, g, data_type<T>(), device), [&] {
-    std::vector<size_t> sizes;
-    for (int a = 0; a < CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT; ++a) {
-      size_t bytes = 0;
-      if (cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, d.x, d.y, d.conv, d.w,
-                                                         static_cast<cudnnConvolutionBwdFilterAlgo_t>(a),
-                                                         &bytes) == CUDNN_STATUS_SUCCESS)
-        sizes.push_back(bytes);
-    }
-    conv::ScopedBuffer workspace = timing_workspace(sizes, device);
-    int max_count = 0, returned = 0;
-    check_cudnn(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle, &max_count),
-                "cudnnGetConvolutionBackwardFilterAlgorithmMaxCount");
-    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<size_t>(std::max(max_count, 1)));
-    check_cudnn(cudnnFindConvolutionBackwardFilterAlgorithmEx(handle, d.x, x, d.y, gy, d.conv, d.w, gw, max_count,
-                                                              &returned, perf.data(), workspace.get(),
-                                                              workspace.bytes()),
-                "cudnnFindConvolutionBackwardFilterAlgorithmEx");
-    return pick(timed(perf, returned), workspace.bytes(), strict_fp32<T>(), Pass::BackwardFilter, g, op);
-  });
-  set_run_math<T>(d, choice);
-  conv::ScopedBuffer workspace(choice.workspace, device);
-  const T one = 1, zero = 0;
-  check_cudnn(cudnnConvolutionBackwardFilter(handle, &one, d.x, x, d.y, gy, d.conv,
-                                             static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice.algo),
-                                             workspace.get(), choice.workspace, &zero, d.w, gw),
-              "cudnnConvolutionBackwardFilter");
+  const Call<T> call(g, device, op);
+  run_pass<BackwardFilterApi>(call, call.d.x, x, call.d.y, gy, call.d.w, gw);
 }
 
 size_t cudnn_cached_algorithms() {

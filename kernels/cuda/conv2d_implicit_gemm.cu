@@ -61,8 +61,10 @@ struct Tile {
   static constexpr int kThreadsN = BN / 4;
   static_assert(kThreadsM * kThreadsN == kBlockThreads, "4 x 4 outputs per thread");
   static_assert(kM * kTileK % kBlockThreads == 0 && BN * kTileK % kBlockThreads == 0, "loads must divide evenly");
-  __device__ static int tm() { return threadIdx.x % kThreadsM; }
-  __device__ static int tn() { return threadIdx.x / kThreadsM; }
+  // Signed arithmetic, like the rest of the index math: with it ptxas keeps every f32
+  // kernel within 64 registers (four blocks per SM).
+  __device__ static int tm() { return static_cast<int>(threadIdx.x) % kThreadsM; }
+  __device__ static int tn() { return static_cast<int>(threadIdx.x) / kThreadsM; }
 };
 
 template <class T, int BM, int BN>
@@ -139,9 +141,19 @@ struct ConvArgs {
   int64_t split_stride;  // elements between partial copies: K*Cg*R*S
 };
 
+// A pass's arguments, in one chunk: its pixel index runs over images of `image` pixels in
+// rows of `row` (output pixels P*Q and Q, or input pixels H*W and W); its product has M
+// rows and inner dimension kdim.
+template <class T>
+ConvArgs<T> pass_args(const Geometry& g, int image, int row, int M, int kdim, const T* x, const T* w, const T* gy,
+                      const T* bias, T* out) {
+  return {g, FastDiv(image), FastDiv(row), FastDiv(g.RS), FastDiv(g.S), FastDiv(g.sh), FastDiv(g.sw),
+          x, w, gy, bias, out, M, kdim, 1, kdim, 0};
+}
+
 // ---- the passes ---------------------------------------------------------------------------
 // A pass is what one thread knows of its block (tile blockIdx.x/y, group or split
-// blockIdx.z) and tells run_block:
+// blockIdx.z) and tells implicit_gemm_kernel:
 //   Next                    its Slice type (how its A loads are spread)
 //   k_begin, k_end          the block's range of the inner dimension
 //   gather(k0, next)        the thread's share of the slice at k0, zeros outside the product
@@ -158,6 +170,18 @@ __device__ __forceinline__ Tap split_tap(int t, const Geometry& g, FastDiv div_r
   const int outer = div_rs.div(t), rs = t - outer * g.RS;
   const int r = div_s.div(rs);
   return {outer, r, rs - r * g.S};
+}
+
+// The A slots of a pass whose A rows are pixels and whose inner index runs over filter
+// taps (forward, backward_input): slot r = at(tap k0 + inner_a(r)), zero where the
+// thread's row is past the product (row_ok false) or the index past the taps.
+template <class T, class Next, class At>
+__device__ __forceinline__ void gather_taps(const ConvArgs<T>& a, int k0, bool row_ok, Next& next, At at) {
+#pragma unroll
+  for (int r = 0; r < Next::kSlotsA; ++r) {
+    const int kk = k0 + Next::inner_a(r);
+    next.a[r] = row_ok && kk < a.Kdim ? at(split_tap(kk, a.g, a.div_rs, a.div_s)) : T(0);
+  }
 }
 
 struct NoSharedMemory {};
@@ -193,19 +217,12 @@ struct ForwardPass {
     w_group = a.w + static_cast<int64_t>(group) * g.Kg * a.Kdim;
   }
 
-  // A along the output pixels; B: consecutive threads read consecutive taps of a filter.
+  // B: consecutive threads read consecutive taps of a filter.
   __device__ void gather(int k0, Next& next) const {
-#pragma unroll
-    for (int r = 0; r < Next::kSlotsA; ++r) {
-      const int kk = k0 + Next::inner_a(r);
-      T v = T(0);
-      if (m_ok && kk < a.Kdim) {
-        const Tap tap = split_tap(kk, g, a.div_rs, a.div_s);
-        const int ih = ih0 + tap.r * g.dh, iw = iw0 + tap.s * g.dw;
-        if (conv::inside(ih, g.H) && conv::inside(iw, g.W)) v = x_img[tap.outer * g.HW + ih * g.W + iw];
-      }
-      next.a[r] = v;
-    }
+    gather_taps(a, k0, m_ok, next, [&](const Tap& tap) {
+      const int ih = ih0 + tap.r * g.dh, iw = iw0 + tap.s * g.dw;
+      return conv::inside(ih, g.H) && conv::inside(iw, g.W) ? x_img[tap.outer * g.HW + ih * g.W + iw] : T(0);
+    });
 #pragma unroll
     for (int r = 0; r < Next::kSlotsB; ++r) {
       const int n = n0 + Next::column_b(r), kk = k0 + Next::inner_b();
@@ -252,21 +269,14 @@ struct BackwardInputPass {
   }
 
   __device__ void gather(int k0, Next& next) const {
-#pragma unroll
-    for (int r = 0; r < Next::kSlotsA; ++r) {
-      const int kk = k0 + Next::inner_a(r);
-      T v = T(0);
-      if (m_ok && kk < a.Kdim) {
-        const Tap tap = split_tap(kk, g, a.div_rs, a.div_s);
-        // Output (p, q) reads this pixel through tap (r, s) when p*sh + r*dh = h + ph.
-        const int th = hp - tap.r * g.dh, tw = wp - tap.s * g.dw;
-        if (th >= 0 && tw >= 0) {
-          const int p = a.div_sh.div(th), q = a.div_sw.div(tw);
-          if (p * g.sh == th && q * g.sw == tw && p < g.P && q < g.Q) v = gy_img[tap.outer * g.PQ + p * g.Q + q];
-        }
-      }
-      next.a[r] = v;
-    }
+    gather_taps(a, k0, m_ok, next, [&](const Tap& tap) {
+      // Output (p, q) reads this pixel through tap (r, s) when p*sh + r*dh = h + ph.
+      const int th = hp - tap.r * g.dh, tw = wp - tap.s * g.dw;
+      if (th < 0 || tw < 0) return T(0);
+      const int p = a.div_sh.div(th), q = a.div_sw.div(tw);
+      const bool hit = p * g.sh == th && q * g.sw == tw && p < g.P && q < g.Q;
+      return hit ? gy_img[tap.outer * g.PQ + p * g.Q + q] : T(0);
+    });
     const int kk = k0 + Next::inner_b();
     const int k = a.div_rs.div(kk), rs = kk - k * g.RS;
 #pragma unroll
@@ -491,9 +501,8 @@ void conv2d_forward_implicit_gemm(const Conv2dGeometry& geometry, const T* x, co
   const char* op = "conv2d_forward_implicit_gemm";
   const Geometry g = conv::checked_geometry(geometry, device, op);
   if (g.N == 0) return;
-  const ConvArgs<T> args{g, FastDiv(g.PQ), FastDiv(g.Q), FastDiv(g.RS), FastDiv(g.S), FastDiv(g.sh), FastDiv(g.sw),
-                         x, w, nullptr, bias, y, g.N * g.PQ, g.Cg * g.RS, 1, 0, 0};
-  launch_pass<ForwardPass>(op, device, args, g.Kg, g.groups);
+  launch_pass<ForwardPass>(op, device, pass_args<T>(g, g.PQ, g.Q, g.N * g.PQ, g.Cg * g.RS, x, w, nullptr, bias, y),
+                           g.Kg, g.groups);
 }
 
 template <class T>
@@ -501,9 +510,8 @@ void conv2d_backward_input_implicit_gemm(const Conv2dGeometry& geometry, const T
   const char* op = "conv2d_backward_input_implicit_gemm";
   const Geometry g = conv::checked_geometry(geometry, device, op);
   if (g.N == 0) return;
-  const ConvArgs<T> args{g, FastDiv(g.HW), FastDiv(g.W), FastDiv(g.RS), FastDiv(g.S), FastDiv(g.sh), FastDiv(g.sw),
-                         nullptr, w, gy, nullptr, gx, g.N * g.HW, g.Kg * g.RS, 1, 0, 0};
-  launch_pass<BackwardInputPass>(op, device, args, g.Cg, g.groups);
+  launch_pass<BackwardInputPass>(
+      op, device, pass_args<T>(g, g.HW, g.W, g.N * g.HW, g.Kg * g.RS, nullptr, w, gy, nullptr, gx), g.Cg, g.groups);
 }
 
 template <class T>
@@ -525,9 +533,10 @@ void conv2d_backward_weight_implicit_gemm(const Conv2dGeometry& geometry, const 
       split.splits > 1 ? static_cast<size_t>(split.splits) * static_cast<size_t>(count) * sizeof(T) : 0;
   conv::ScopedBuffer partial(partial_bytes, device);
   T* partial_ptr = static_cast<T*>(partial.get());
-  const ConvArgs<T> args{g, FastDiv(g.PQ), FastDiv(g.Q), FastDiv(g.RS), FastDiv(g.S), FastDiv(g.sh), FastDiv(g.sw),
-                         x, nullptr, gy, nullptr, partial_ptr ? partial_ptr : gw, M, kdim, split.splits,
-                         split.chunk, count};
+  ConvArgs<T> args = pass_args<T>(g, g.PQ, g.Q, M, kdim, x, nullptr, gy, nullptr, partial_ptr ? partial_ptr : gw);
+  args.splits = split.splits;
+  args.chunk = split.chunk;
+  args.split_stride = count;
   launch_pass<BackwardWeightPass>(op, device, args, g.Kg, static_cast<int64_t>(g.groups) * split.splits);
   if (partial_ptr) {
     cudaStream_t st = stream(device);

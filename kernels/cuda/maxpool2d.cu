@@ -26,24 +26,20 @@
 namespace dmix::kernels::cuda {
 namespace {
 
-using pool::covering;
-using pool::Covering;
-using pool::launch_per_element;
-using pool::max64;
-using pool::min64;
+using namespace pool;  // the shared window arithmetic and launch (pool2d_windows.cuh)
 
 template <class T>
 __global__ void max_pool2d_forward_kernel(Pool2dGeometry g, const T* __restrict__ x, T* __restrict__ y,
                                           int64_t* __restrict__ indices, int64_t total) {
   const int64_t out_size = g.out_h * g.out_w, in_size = g.H * g.W;
   for (int64_t i : GridStride(total)) {
-    const int64_t plane = i / out_size, o = i - plane * out_size;
-    const int64_t oh = o / g.out_w, ow = o - oh * g.out_w;
+    const PlaneIndex o = plane_index(i, out_size, g.out_w);
+    const int64_t oh = o.row, ow = o.col;
     const int64_t h0 = max64(oh * g.stride_h - g.pad_h, 0);
     const int64_t h1 = min64(oh * g.stride_h - g.pad_h + g.kernel_h, g.H);
     const int64_t w0 = max64(ow * g.stride_w - g.pad_w, 0);
     const int64_t w1 = min64(ow * g.stride_w - g.pad_w + g.kernel_w, g.W);
-    const T* xp = x + plane * in_size;
+    const T* xp = x + o.plane * in_size;
     T best = -INFINITY;
     int64_t best_index = h0 * g.W + w0;
     bool found_nan = false;
@@ -72,18 +68,14 @@ __global__ void max_pool2d_backward_kernel(Pool2dGeometry g, const T* __restrict
                                            const int64_t* __restrict__ indices, T* __restrict__ gx, int64_t total) {
   const int64_t out_size = g.out_h * g.out_w, in_size = g.H * g.W;
   for (int64_t i : GridStride(total)) {
-    const int64_t plane = i / in_size, cell = i - plane * in_size;
-    const int64_t ih = cell / g.W, iw = cell - ih * g.W;
-    const Covering rows = covering(ih, g.kernel_h, g.stride_h, g.pad_h, g.out_h);
-    const Covering cols = covering(iw, g.kernel_w, g.stride_w, g.pad_w, g.out_w);
-    const T* gyp = gy + plane * out_size;
-    const int64_t* ip = indices + plane * out_size;
+    const PlaneIndex cell = plane_index(i, in_size, g.W);
+    const int64_t* ip = indices + cell.plane * out_size;
+    const T* gyp = gy + cell.plane * out_size;
     T total_grad = T(0);
-    for (int64_t oh = rows.first; oh <= rows.last; ++oh)
-      for (int64_t ow = cols.first; ow <= cols.last; ++ow) {
-        const int64_t o = oh * g.out_w + ow;
-        if (ip[o] == cell) total_grad += gyp[o];
-      }
+    for_each_covering_output(g, cell.row, cell.col, [&](int64_t oh, int64_t ow) {
+      const int64_t o = oh * g.out_w + ow;
+      if (ip[o] == cell.offset) total_grad += gyp[o];
+    });
     gx[i] = total_grad;
   }
 }

@@ -6,12 +6,24 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/pool2d.h"
 #include "kernels/cuda/stream.h"
 
 namespace dmix::kernels::cuda::pool {
 
 __device__ __forceinline__ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Element i of a stack of planes, each `size` elements in rows of `width`: its plane, its
+// offset within the plane, and that offset's row and column.
+struct PlaneIndex {
+  int64_t plane, offset, row, col;
+};
+__device__ __forceinline__ PlaneIndex plane_index(int64_t i, int64_t size, int64_t width) {
+  const int64_t plane = i / size, offset = i - plane * size;
+  const int64_t row = offset / width;
+  return {plane, offset, row, offset - row * width};
+}
 
 // The outputs along one axis whose window [o*stride - pad, o*stride - pad + kernel)
 // covers input position i (0 <= i < in): [first, last], empty when first > last. Every
@@ -25,6 +37,17 @@ __device__ __forceinline__ Covering covering(int64_t i, int64_t kernel, int64_t 
   const int64_t first = shifted < kernel ? 0 : (shifted - kernel) / stride + 1;
   const int64_t last = min64(shifted / stride, out - 1);
   return {first, last};
+}
+
+// Calls visit(oh, ow) for every output whose window covers input cell (ih, iw), in
+// output order (rows, then columns within a row).
+template <class Visit>
+__device__ __forceinline__ void for_each_covering_output(const Pool2dGeometry& g, int64_t ih, int64_t iw,
+                                                         Visit&& visit) {
+  const Covering rows = covering(ih, g.kernel_h, g.stride_h, g.pad_h, g.out_h);
+  const Covering cols = covering(iw, g.kernel_w, g.stride_w, g.pad_w, g.out_w);
+  for (int64_t oh = rows.first; oh <= rows.last; ++oh)
+    for (int64_t ow = cols.first; ow <= cols.last; ++ow) visit(oh, ow);
 }
 
 // Adaptive bin i of `out` over `in` positions covers [floor(i*in/out), ceil((i+1)*in/out)).
