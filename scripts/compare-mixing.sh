@@ -3,15 +3,16 @@
 # (same model, epochs, subset and seeds) for each mixing method on Fashion-MNIST, and a
 # table of test top-1 error (mean and spread over the seeds).
 #   bash scripts/compare-mixing.sh [OUT_DIR] [extra dmix train flags...]
-# Defaults: pyramidnet11_a48_basic, the first 10000 training images, 3 epochs, seeds 1-3,
-# the full 10000-image test set. Set METHODS / SEEDS to change what is compared.
+# Defaults: pyramidnet11_a48_basic, batch 64, the first 10000 training images, 3 epochs,
+# no per-image augmentation, K=3 (DMixup, DCutMix), alpha=1, every batch mixed (p=1),
+# seeds 1-3, the full 10000-image test set. Set METHODS / SEEDS to change what is compared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-runs/compare-mixing}"
 shift || true
 methods="${METHODS:-none mixup cutmix dmixup dcutmix}"
 seeds="${SEEDS:-1 2 3}"
-dmix=build/apps/dmix
+dmix="${DMIX:-build/apps/dmix}"  # DMIX=path/to/dmix to use another build
 [ -x "$dmix" ] || bash scripts/build.sh >/dev/null
 
 for method in $methods; do
@@ -19,7 +20,7 @@ for method in $methods; do
     dir="$out/$method-seed$seed"
     [ -f "$dir/metrics.jsonl" ] && continue
     "$dmix" train --model pyramidnet11_a48_basic --no-augment --limit-train 10000 --epochs 3 --seed "$seed" \
-      --mix "$method" --mix-k 3 --mix-alpha 1 --out "$dir" --quiet "$@" > /dev/null
+      --mix "$method" --mix-k 3 --mix-alpha 1 --mix-prob 1 --out "$dir" --quiet "$@" > /dev/null
   done
 done
 

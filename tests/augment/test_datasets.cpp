@@ -24,6 +24,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using dmix::testing::contains;
+using dmix::testing::error_of;
+
 using dmix::testing::TempDir;
 
 using Bytes = std::string;
@@ -57,16 +60,7 @@ Bytes read_bytes(const std::string& path) {
   return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // Pixel p of image i, distinct enough to catch a misplaced byte.
 uint8_t pixel(int64_t i, int64_t p) { return static_cast<uint8_t>((i * 37 + p * 11 + 5) % 256); }

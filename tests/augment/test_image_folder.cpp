@@ -35,6 +35,9 @@ using dmix::testing::TempDir;
 
 namespace {
 
+using dmix::testing::contains;
+using dmix::testing::error_of;
+
 // Channel c of pixel (y, x) of test image `id`: distinct enough to catch a swapped axis.
 uint8_t value(int64_t id, int64_t c, int64_t y, int64_t x) {
   return static_cast<uint8_t>((id * 53 + c * 71 + y * 13 + x * 7 + (x * y) % 5) % 256);
@@ -70,16 +73,7 @@ std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;

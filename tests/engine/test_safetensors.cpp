@@ -26,6 +26,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using dmix::testing::contains;
+using dmix::testing::error_of;
+
 using dmix::testing::TempDir;
 
 std::string read_bytes(const std::string& path) {
@@ -51,15 +54,6 @@ std::string float_bytes(std::vector<float> v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
 }
 
-// The message of the dmix::Error that f throws, or "" when it throws none.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.dtype() == b.dtype() && a.shape() == b.shape() &&
