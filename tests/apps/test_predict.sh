@@ -9,6 +9,8 @@
 #     without --output, one JSON line of top classes per image;
 #  4. `eval` on an image folder (with and without a class-index file) and `predict` on
 #     the same image files agree: both prepare images with the folder's eval pipeline;
+#     `train` on the folder runs end to end and `eval` of its checkpoint reproduces the
+#     last epoch's test error;
 #  5. bad input ends with one clear line and a non-zero status.
 # Inputs are written with python3's standard library only (struct, json, zlib).
 set -euo pipefail
@@ -339,6 +341,20 @@ f=(--weights "$work/colour_model.safetensors" --model pyramidnet11_a6 --threads 
 "$dmix" predict "${f[@]}" --dataset folder --image-size 12 --output "$work/folder_logits.safetensors" \
   --input "$work"/folder/n02/*.png "$work"/folder/n07/*.png > /dev/null
 st check-folder "$work"
+
+echo "== image folders: train end to end, then eval with the checkpoint's own crop size"
+"$dmix" train --dataset folder --data "$work/folder" --model pyramidnet11_a6 --image-size 12 --epochs 2 --batch 2 \
+  --threads 2 --quiet --out "$work/folder_run" > "$work/folder_train.txt"
+test "$(wc -l < "$work/folder_run/metrics.jsonl")" -eq 2
+"$dmix" eval --weights "$work/folder_run/last.safetensors" --data "$work/folder" --json > "$work/folder_eval.json"
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+last = [json.loads(l) for l in open(work + "/folder_run/metrics.jsonl")][-1]
+ev = json.load(open(work + "/folder_eval.json"))
+assert ev["images"] == 5, ev
+assert abs(ev["top1_error"] - last["test_top1_error"]) < 1e-9, (ev, last)
+PY
 
 echo "== clear errors"
 expect_error() {  # expect_error PATTERN CMD...: non-zero exit and one line on stderr matching PATTERN
