@@ -37,6 +37,8 @@ dmix_report("CLI11" "${CLI11_FOUND}" "${CLI11_VERSION}")
 find_path(DMIX_STB_INCLUDE stb_image.h PATH_SUFFIXES stb)
 if(DMIX_STB_INCLUDE)
   dmix_report("stb" TRUE "${DMIX_STB_INCLUDE}")
+  # Sources write <stb/stb_image.h>, so targets that use stb add the folder above it.
+  get_filename_component(DMIX_STB_PARENT ${DMIX_STB_INCLUDE} DIRECTORY)
 else()
   dmix_report("stb" FALSE "(install libstb-dev)")
 endif()

@@ -1,5 +1,6 @@
 // Where a tensor's storage lives: the host ("cpu") or one CUDA device ("cuda:N").
 #pragma once
+#include <cstdint>
 #include <ostream>
 #include <string>
 

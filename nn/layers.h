@@ -3,6 +3,7 @@
 // does: convolutions He-normal with fan-out, batch norm gamma=1 beta=0, Linear with
 // PyTorch's default uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>

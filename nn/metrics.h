@@ -1,5 +1,7 @@
 // Classification metrics on logits (N, C) and integer labels (N).
 #pragma once
+#include <cstdint>
+
 #include "engine/tensor.h"
 
 namespace dmix::nn {

@@ -6,6 +6,7 @@
 // (Conv2d::weight, ...); Module::to(device) moves storage inside those same handles, so
 // the copies stay valid.
 #pragma once
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>

@@ -2,6 +2,7 @@
 // gradient as L2) on every parameter, as the reference recipes do. The optimizer state
 // (momentum / moment buffers, step count) is exported by name for checkpoints.
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include "nn/module.h"

@@ -1,6 +1,7 @@
 // Dataset selection by name for the CLI: fashion-mnist (the embedded default), cifar10,
 // cifar100, and folder (an ImageNet-style image folder: --data DIR [--class-index FILE]).
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 

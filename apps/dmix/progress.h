@@ -1,6 +1,7 @@
 // A one-line progress bar (loss, images/s, ETA) on stderr, drawn only on a terminal.
 #pragma once
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace dmix::app {

@@ -1,5 +1,6 @@
 // Shared checks and dtype dispatch for op implementations (internal header).
 #pragma once
+#include <cstdint>
 #include <utility>
 
 #include "engine/autograd.h"

@@ -3,6 +3,7 @@
 // is made of the other two, so convolutions can be differentiated any number of times.
 #pragma once
 #include <array>
+#include <cstdint>
 
 #include "engine/tensor.h"
 

@@ -1,5 +1,7 @@
 // Classification losses. Soft targets are primary: every mixing method produces them.
 #pragma once
+#include <cstdint>
+
 #include "engine/tensor.h"
 
 namespace dmix {

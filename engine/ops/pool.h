@@ -2,6 +2,7 @@
 // count_include_pad (a ceil_mode window that would start in the right padding is dropped).
 #pragma once
 #include <array>
+#include <cstdint>
 
 #include "engine/tensor.h"
 

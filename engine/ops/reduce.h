@@ -1,6 +1,7 @@
 // Reductions over given dims (negative dims count from the end; an empty list means
 // all dims), broadcasting's adjoints (expand / sum_to), and softmax / log_softmax.
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "engine/tensor.h"

@@ -1,6 +1,8 @@
 // Ops that move data without arithmetic: concatenation, slicing, zero channel padding
 // (PyramidNet shortcuts), channel shuffle (PC-DARTS), and batch gathers (mixing).
 #pragma once
+#include <cstdint>
+
 #include "engine/tensor.h"
 
 namespace dmix {

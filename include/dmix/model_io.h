@@ -5,6 +5,7 @@
 // (PyTorch's parameter names; safetensors.torch.load_file reads it) and loaded into an
 // instance the caller built the same way.
 #pragma once
+#include <cstdint>
 #include <initializer_list>
 #include <map>
 #include <memory>

@@ -5,6 +5,7 @@
 // (n, c, h, w) at ((n * C + c) * H + h) * W + w.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 #include "engine/error.h"

@@ -8,8 +8,12 @@
 // time a (pass, geometry, dtype, device, TF32 switch) is seen, cudnnFind*AlgorithmEx runs
 // each of them on the call's own buffers and times it; the fastest deterministic one whose
 // workspace fits the limit is cached in a map (a non-deterministic one only if no
-// deterministic one works), and later calls go straight to it. The timing run writes
-// the output buffer, which the real call then overwrites.
+// deterministic one works), together with the convolution's descriptors, and later
+// calls go straight to them: cuDNN 9 builds its execution plan from the descriptors,
+// so descriptors made afresh per call would cost host time on every call. The timing
+// run writes the output buffer, which the real call then overwrites.
+// DMIX_CUDNN_VERBOSE=1 prints every timing run (each algorithm's time, workspace and
+// math) and the choice, to stderr.
 //
 // Workspace: taken from the caching allocator for each call and handed back at once
 // (stream-ordered, so no synchronisation), capped by DMIX_CUDNN_WORKSPACE_MB (default
@@ -42,9 +46,12 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <cstdio>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
+#include <tuple>
 #include <vector>
 #endif
 
@@ -166,10 +173,26 @@ struct Choice {
   cudnnMathType_t math = CUDNN_DEFAULT_MATH;
 };
 
+// A pass of one convolution as it is run again and again: its descriptors, with the
+// math type the chosen algorithm runs with already set, and the algorithm. Only read
+// once cached, so threads may share it.
+struct Plan {
+  std::unique_ptr<Descriptors> d;
+  Choice choice;
+};
+
 std::mutex cache_mutex;
-std::map<Key, Choice>& cache() {
-  static std::map<Key, Choice> m;
+std::map<Key, Plan>& cache() {
+  static std::map<Key, Plan> m;
   return m;
+}
+
+bool verbose() {
+  static const bool on = [] {
+    const char* env = std::getenv("DMIX_CUDNN_VERBOSE");
+    return env && std::string(env) == "1";
+  }();
+  return on;
 }
 
 // What one timed algorithm reported, in a form common to the three passes.
@@ -235,15 +258,14 @@ conv::ScopedBuffer timing_workspace(const std::vector<size_t>& sizes, int device
   }
 }
 
-// Runs `find` under the cache lock the first time `key` is seen.
-template <class Find>
-Choice cached_choice(const Key& key, Find&& find) {
+// Runs `make` under the cache lock the first time `key` is seen. Map nodes never move,
+// so the reference stays valid.
+template <class Make>
+const Plan& cached_plan(const Key& key, Make&& make) {
   std::lock_guard<std::mutex> lock(cache_mutex);
   auto it = cache().find(key);
   if (it != cache().end()) return it->second;
-  const Choice c = find();
-  cache().emplace(key, c);
-  return c;
+  return cache().emplace(key, make()).first->second;
 }
 
 // The math type a chosen algorithm runs with: strict fp32 stays on FMA whatever the
@@ -252,6 +274,21 @@ template <class T>
 void set_run_math(const Descriptors& d, const Choice& c) {
   check_cudnn(cudnnSetConvolutionMathType(d.conv, strict_fp32<T>() ? CUDNN_FMA_MATH : c.math),
               "cudnnSetConvolutionMathType");
+}
+
+void print_timing(Pass pass, const Conv2dGeometry& g, const std::vector<Timed>& results, const Choice& chosen) {
+  std::fprintf(stderr,
+               "dmix cuDNN %s: input (%lld, %lld, %lld, %lld), weight (%lld, %lld, %lld, %lld), stride (%lld, %lld), "
+               "padding (%lld, %lld), dilation (%lld, %lld), groups %lld\n",
+               pass_name(pass), (long long)g.N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.K,
+               (long long)(g.C / g.groups), (long long)g.R, (long long)g.S, (long long)g.stride_h,
+               (long long)g.stride_w, (long long)g.pad_h, (long long)g.pad_w, (long long)g.dilation_h,
+               (long long)g.dilation_w, (long long)g.groups);
+  for (const Timed& t : results)
+    std::fprintf(stderr, "  algo %d: %s, %.4f ms, workspace %zu B, %s, math %d%s\n", t.algo,
+                 cudnnGetErrorString(t.status), t.time, t.memory,
+                 t.determinism == CUDNN_DETERMINISTIC ? "deterministic" : "non-deterministic", static_cast<int>(t.math),
+                 t.algo == chosen.algo && t.math == chosen.math && t.status == CUDNN_STATUS_SUCCESS ? "  <- chosen" : "");
 }
 
 // ---- the three passes ----------------------------------------------------------------------
@@ -305,31 +342,27 @@ ApiNames api_names(Pass p) {
   }
 }
 
-// What a call holds while it runs: the device's handle, the device made current and the
-// descriptors of its convolution.
-template <class T>
+// What a call holds while it runs: the device's handle and the device made current.
 struct Call {
   const Conv2dGeometry& g;
   int device;
   const char* op;
   cudnnHandle_t handle;
   DeviceGuard guard;
-  Descriptors d;
   Call(const Conv2dGeometry& geometry, int device_index, const char* op_name)
-      : g(geometry),
-        device(device_index),
-        op(op_name),
-        handle(cudnn_handle(device_index)),
-        guard(device_index),
-        d(geometry, data_type<T>(), search_math<T>(), op_name) {}
+      : g(geometry), device(device_index), op(op_name), handle(cudnn_handle(device_index)), guard(device_index) {}
 };
 
-// Runs pass Api: c = pass(a, b) with the cached algorithm, found by timing every
-// algorithm on the call's own buffers the first time its key is seen.
-template <class Api, class T, class DescA, class DescB, class DescC>
-void run_pass(const Call<T>& call, DescA desc_a, const T* a, DescB desc_b, const T* b, DescC desc_c, T* c) {
-  const Descriptors& d = call.d;
-  const Choice choice = cached_choice(make_key(Api::kPass, call.g, data_type<T>(), call.device), [&] {
+// Runs pass Api: c = pass(a, b) with the cached plan, made by timing every algorithm on
+// the call's own buffers the first time its key is seen. `roles` picks the descriptors
+// of a, b and c out of the convolution's four. Returns the plan's descriptors.
+template <class Api, class T, class Roles>
+const Descriptors& run_pass(const Call& call, Roles roles, const T* a, const T* b, T* c) {
+  const Plan& plan = cached_plan(make_key(Api::kPass, call.g, data_type<T>(), call.device), [&] {
+    Plan p;
+    p.d = std::make_unique<Descriptors>(call.g, data_type<T>(), search_math<T>(), call.op);
+    const Descriptors& d = *p.d;
+    const auto [desc_a, desc_b, desc_c] = roles(d);
     std::vector<size_t> sizes;
     for (int algo = 0; algo < Api::kAlgoCount; ++algo) {
       size_t bytes = 0;
@@ -344,15 +377,27 @@ void run_pass(const Call<T>& call, DescA desc_a, const T* a, DescB desc_b, const
     check_cudnn(Api::find(call.handle, desc_a, a, desc_b, b, d.conv, desc_c, c, max_count, &returned, perf.data(),
                           workspace.get(), workspace.bytes()),
                 api_names(Api::kPass).find);
-    return pick(timed(perf, returned), workspace.bytes(), strict_fp32<T>(), Api::kPass, call.g, call.op);
+    const std::vector<Timed> results = timed(perf, returned);
+    p.choice = pick(results, workspace.bytes(), strict_fp32<T>(), Api::kPass, call.g, call.op);
+    if (verbose()) print_timing(Api::kPass, call.g, results, p.choice);
+    set_run_math<T>(d, p.choice);
+    return p;
   });
-  set_run_math<T>(d, choice);
-  conv::ScopedBuffer workspace(choice.workspace, call.device);
+  const Descriptors& d = *plan.d;
+  const auto [desc_a, desc_b, desc_c] = roles(d);
+  conv::ScopedBuffer workspace(plan.choice.workspace, call.device);
   const T one = 1, zero = 0;
-  check_cudnn(Api::run(call.handle, &one, desc_a, a, desc_b, b, d.conv, static_cast<typename Api::Algo>(choice.algo),
-                       workspace.get(), choice.workspace, &zero, desc_c, c),
+  check_cudnn(Api::run(call.handle, &one, desc_a, a, desc_b, b, d.conv,
+                       static_cast<typename Api::Algo>(plan.choice.algo), workspace.get(), plan.choice.workspace, &zero,
+                       desc_c, c),
               api_names(Api::kPass).run);
+  return d;
 }
+
+// The descriptors of each pass's a, b and c (see PassApi).
+auto forward_roles = [](const Descriptors& d) { return std::make_tuple(d.x, d.w, d.y); };
+auto backward_data_roles = [](const Descriptors& d) { return std::make_tuple(d.w, d.y, d.x); };
+auto backward_filter_roles = [](const Descriptors& d) { return std::make_tuple(d.x, d.y, d.w); };
 
 }  // namespace
 
@@ -361,8 +406,8 @@ void conv2d_forward_cudnn(const Conv2dGeometry& g, const T* x, const T* w, const
   const char* op = "conv2d_forward_cudnn";
   check_device(device, op);
   if (g.N == 0) return;
-  const Call<T> call(g, device, op);
-  run_pass<ForwardApi>(call, call.d.x, x, call.d.w, w, call.d.y, y);
+  const Call call(g, device, op);
+  const Descriptors& d = run_pass<ForwardApi>(call, forward_roles, x, w, y);
   if (bias) {
     const T one = 1;
     cudnnTensorDescriptor_t bias_desc = nullptr;
@@ -370,7 +415,7 @@ void conv2d_forward_cudnn(const Conv2dGeometry& g, const T* x, const T* w, const
     const cudnnStatus_t set =
         cudnnSetTensor4dDescriptor(bias_desc, CUDNN_TENSOR_NCHW, data_type<T>(), 1, static_cast<int>(g.K), 1, 1);
     const cudnnStatus_t added = set == CUDNN_STATUS_SUCCESS
-                                    ? cudnnAddTensor(call.handle, &one, bias_desc, bias, &one, call.d.y, y)
+                                    ? cudnnAddTensor(call.handle, &one, bias_desc, bias, &one, d.y, y)
                                     : set;
     cudnnDestroyTensorDescriptor(bias_desc);
     check_cudnn(added, "cudnnAddTensor (bias)");
@@ -382,8 +427,8 @@ void conv2d_backward_input_cudnn(const Conv2dGeometry& g, const T* gy, const T* 
   const char* op = "conv2d_backward_input_cudnn";
   check_device(device, op);
   if (g.N == 0) return;
-  const Call<T> call(g, device, op);
-  run_pass<BackwardDataApi>(call, call.d.w, w, call.d.y, gy, call.d.x, gx);
+  const Call call(g, device, op);
+  run_pass<BackwardDataApi>(call, backward_data_roles, w, gy, gx);
 }
 
 template <class T>
@@ -394,8 +439,8 @@ void conv2d_backward_weight_cudnn(const Conv2dGeometry& g, const T* gy, const T*
     memset_zero(gw, static_cast<size_t>(g.K * (g.C / g.groups) * g.R * g.S) * sizeof(T), device);
     return;
   }
-  const Call<T> call(g, device, op);
-  run_pass<BackwardFilterApi>(call, call.d.x, x, call.d.y, gy, call.d.w, gw);
+  const Call call(g, device, op);
+  run_pass<BackwardFilterApi>(call, backward_filter_roles, x, gy, gw);
 }
 
 size_t cudnn_cached_algorithms() {

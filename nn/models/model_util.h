@@ -2,6 +2,7 @@
 // reference Python code uses, and Python's round().
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <memory>
 
 #include "engine/rng.h"

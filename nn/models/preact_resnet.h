@@ -8,6 +8,7 @@
 // pooled (global average instead of the reference's avg_pool2d(4), equal at 32x32) and fed
 // to `linear`.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <vector>
 

@@ -17,6 +17,7 @@
 //    200:[3,24,36,3]} (basic blocks for 18 and 34, bottlenecks otherwise); other depths get
 //    (depth-2)/12 bottleneck or (depth-2)/8 basic blocks per stage.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <vector>
 

@@ -9,6 +9,7 @@
 //   wrn<depth>_<widen>                                 CIFAR Wide ResNets, e.g. wrn16_8, wrn28_10
 //   resnext<depth>_<cardinality>_<base width>          CIFAR ResNeXts, e.g. resnext29_4_24
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>

@@ -6,6 +6,7 @@
 // stride or width changes. Stem 7x7/2 conv + BN + ReLU + maxpool 3/2 (pad 1); the head is a
 // global average pool + fc, so inputs of any size of at least ~32x32 work.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <vector>
 

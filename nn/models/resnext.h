@@ -7,6 +7,7 @@
 // Head: global average pool (the reference's AvgPool2d(8), equal at 32x32) -> classifier,
 // whose weight is He-normal with fan-in and bias zero, as the reference initialises it.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <vector>
 

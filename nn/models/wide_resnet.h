@@ -7,6 +7,7 @@
 // width or stride changes). The final BN uses PyTorch momentum 0.9, as the reference. Head:
 // ReLU(BN) -> global average pool (the reference's avg_pool2d(8), equal at 32x32) -> linear.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <vector>
 

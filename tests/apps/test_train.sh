@@ -38,4 +38,15 @@ expect_error "fashion-mnist" "$dmix" train --data /nonexistent --epochs 1 --out 
 expect_error "epochs" "$dmix" train --epochs 0
 expect_error "unknown model" "$dmix" train --model nosuchnet --limit-train 64 --out "$work/y"
 "$dmix" eval --weights "$work/full/best.safetensors" --limit-test 200 --json | grep -q top1_error
+expect_error "unknown preset 'nosuch'" "$dmix" train --preset nosuch --out "$work/z"
+
+echo "== presets: the preset's flags apply, flags given explicitly win"
+"$dmix" train --preset fmnist-wrn16-8 --model pyramidnet11_a24 --epochs 1 --limit-train 128 --limit-test 64 \
+  --threads 2 --workers 2 --quiet --out "$work/preset"
+# The checkpoint's header records the options the run used (as escaped JSON).
+config=$(head -c 16384 "$work/preset/last.safetensors" | tr -d '\0')
+for kv in '\"model\":\"pyramidnet11_a24\"' '\"epochs\":1' '\"batch\":128' '\"augment\":\"flip\"' \
+          '\"pad_crop\":2' '\"mix\":\"dcutmix\"' '\"mix_k\":3' '\"schedule\":\"cosine\"'; do
+  grep -qF "$kv" <<<"$config" || { echo "preset fmnist-wrn16-8: $kv not in the run's options"; exit 1; }
+done
 echo "all train checks passed"

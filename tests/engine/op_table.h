@@ -10,6 +10,7 @@
 //       .reference = [](const Inputs& in) { ... plain loops on doubles ... },
 //   });
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>

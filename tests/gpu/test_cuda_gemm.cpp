@@ -178,6 +178,15 @@ TEST_CASE("cuda gemm: gemm_tiled matches a double reference, all transposes, odd
   check_against_reference("gemm_tiled", cuda::gemm_tiled, odd_shapes(), {});
 }
 
+// gemm_tiled switches to 128-row tiles once there is a tile for every multiprocessor
+// (132 on an H100): these products have 180 and 153 of them, with ragged edges.
+TEST_CASE("cuda gemm: gemm_tiled's large-tile path matches a double reference" * doctest::skip(!has_gpu())) {
+  check_against_reference("gemm_tiled", cuda::gemm_tiled, {{1800, 1500, 33}, {2049, 1100, 70}}, {});
+  ProblemOptions options;
+  options.alpha = -0.5f, options.beta = 2.0f, options.pad = 5;
+  check_against_reference("gemm_tiled", cuda::gemm_tiled, {{1800, 1500, 9}}, options);
+}
+
 TEST_CASE("cuda gemm: alpha, beta and padded leading dimensions" * doctest::skip(!has_gpu())) {
   const std::vector<Shape> shapes = {{17, 100, 257}, {257, 17, 1}, {100, 257, 17}, {129, 130, 9}};
   ProblemOptions options;
