@@ -12,14 +12,13 @@ Conv2d::Conv2d(const Conv2dConfig& c, Generator& gen) {
         c.in_channels, " out ", c.out_channels, " kernel ", c.kernel, " groups ", c.groups);
   check(c.in_channels % c.groups == 0 && c.out_channels % c.groups == 0, "Conv2d", "channels ", c.in_channels, "->",
         c.out_channels, " are not divisible by groups ", c.groups);
-  // He normal with fan-out, as the reference PyramidNet/ResNet code initialises convs.
+  const Shape shape{c.out_channels, c.in_channels / c.groups, c.kernel, c.kernel};
   const double fan_out = double(c.kernel * c.kernel * c.out_channels);
-  weight = register_parameter("weight", gen.normal({c.out_channels, c.in_channels / c.groups, c.kernel, c.kernel}, 0.0,
-                                                   std::sqrt(2.0 / fan_out)));
-  if (c.bias) {
-    const double bound = 1.0 / std::sqrt(double(c.in_channels / c.groups * c.kernel * c.kernel));
-    bias = register_parameter("bias", gen.uniform({c.out_channels}, -bound, bound));
-  }
+  const double bound = 1.0 / std::sqrt(double(c.in_channels / c.groups * c.kernel * c.kernel));
+  weight = register_parameter("weight", c.init == ConvInit::HeFanOutNormal
+                                            ? gen.normal(shape, 0.0, std::sqrt(2.0 / fan_out))
+                                            : gen.uniform(shape, -bound, bound));
+  if (c.bias) bias = register_parameter("bias", gen.uniform({c.out_channels}, -bound, bound));
   options.stride = {c.stride, c.stride};
   options.padding = {c.padding, c.padding};
   options.dilation = {c.dilation, c.dilation};

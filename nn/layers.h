@@ -1,7 +1,8 @@
 // The basic layers. Each holds its parameters as public Tensor handles named as in
 // PyTorch (weight, bias, running_mean, ...), initialised as the paper's reference code
-// does: convolutions He-normal with fan-out, batch norm gamma=1 beta=0, Linear with
-// PyTorch's default uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+// does: convolutions He-normal with fan-out (PyramidNet, ResNet), or PyTorch's default
+// where the reference keeps it (PuzzleMix's PreActResNet); batch norm gamma=1 beta=0;
+// Linear with PyTorch's default uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -15,10 +16,18 @@
 
 namespace dmix::nn {
 
+// How a convolution's weight is drawn (fan_in = in/groups * k * k, fan_out = out * k * k):
+//   HeFanOutNormal  N(0, 2 / fan_out), the PyramidNet / ResNet reference code's re-init;
+//   PyTorchDefault  U(-1/sqrt(fan_in), 1/sqrt(fan_in)), nn.Conv2d's own
+//                   kaiming_uniform(a = sqrt(5)), for reference code that keeps it.
+// The bias, if any, is U(-1/sqrt(fan_in), 1/sqrt(fan_in)) either way.
+enum class ConvInit { HeFanOutNormal, PyTorchDefault };
+
 struct Conv2dConfig {
   int64_t in_channels, out_channels, kernel;
   int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
   bool bias = false;
+  ConvInit init = ConvInit::HeFanOutNormal;
 };
 
 class Conv2d : public Module {

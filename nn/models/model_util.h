@@ -11,12 +11,14 @@
 namespace dmix::nn::models_detail {
 
 inline std::shared_ptr<Conv2d> make_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding,
-                                         Generator& gen, bool bias = false, int64_t groups = 1) {
+                                         Generator& gen, bool bias = false, int64_t groups = 1,
+                                         ConvInit init = ConvInit::HeFanOutNormal) {
   Conv2dConfig c{in, out, kernel};
   c.stride = stride;
   c.padding = padding;
   c.groups = groups;
   c.bias = bias;
+  c.init = init;
   return std::make_shared<Conv2d>(c, gen);
 }
 
