@@ -391,27 +391,6 @@ unsigned grid_for(int64_t blocks) {
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > kMaxBlocks ? kMaxBlocks : blocks));
 }
 
-// Device scratch from the caching allocator, returned when the call is done (the stream
-// orders its reuse after the kernels queued here).
-class Scratch {
- public:
-  Scratch(size_t bytes, int device) : ptr_(bytes ? allocate(bytes, device) : nullptr), device_(device) {}
-  ~Scratch() {
-    try {
-      if (ptr_) release(ptr_, device_);
-    } catch (...) {
-      // Releasing to the cache does not fail in practice; a destructor must not throw.
-    }
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  template <class T> T* as() const { return static_cast<T*>(ptr_); }
-
- private:
-  void* ptr_;
-  int device_;
-};
-
 // How stage 1 splits the work, from the sizes alone.
 PartialLayout plan_sums(int64_t N, int64_t C, int64_t S, const char* name) {
   PartialLayout layout;
@@ -490,9 +469,9 @@ void forward_train(const T* x, int64_t N, int64_t C, int64_t S, const T* weight,
   DeviceGuard guard(device);
   cudaStream_t s = stream(device);
   const PartialLayout layout = plan_sums(N, C, S, name);
-  Scratch partial(sizeof(double2) * partial_slots(layout), device);
+  const DeviceScratch partial(sizeof(double2) * partial_slots(layout), device);
   launch_sums<T, false>(layout, nullptr, x, N, nullptr, partial.as<double2>(), s, name);
-  Scratch constants(sizeof(T) * 2 * C, device);
+  const DeviceScratch constants(sizeof(T) * 2 * C, device);
   T* scale = constants.as<T>();
   T* shift = scale + C;
   finalize_forward_kernel<T><<<grid_for((C + kWarpsPerBlock - 1) / kWarpsPerBlock), kBlock, 0, s>>>(
@@ -510,7 +489,7 @@ void apply(const T* x, int64_t N, int64_t C, int64_t S, const T* mean, const T* 
   check_device(device, name);
   DeviceGuard guard(device);
   cudaStream_t s = stream(device);
-  Scratch constants(sizeof(T) * 2 * C, device);
+  const DeviceScratch constants(sizeof(T) * 2 * C, device);
   T* scale = constants.as<T>();
   T* shift = scale + C;
   affine_constants_kernel<T><<<grid_for((C + kBlock - 1) / kBlock), kBlock, 0, s>>>(mean, invstd, weight, bias, C,
@@ -529,9 +508,9 @@ void backward_train(const T* g, const T* x, int64_t N, int64_t C, int64_t S, con
   DeviceGuard guard(device);
   cudaStream_t s = stream(device);
   const PartialLayout layout = plan_sums(N, C, S, name);
-  Scratch partial(sizeof(double2) * partial_slots(layout), device);
+  const DeviceScratch partial(sizeof(double2) * partial_slots(layout), device);
   launch_sums<T, true>(layout, g, x, N, mean, partial.as<double2>(), s, name);
-  Scratch constants(gx ? sizeof(T) * 3 * C : 0, device);
+  const DeviceScratch constants(gx ? sizeof(T) * 3 * C : 0, device);
   T* coefficients = constants.as<T>();
   finalize_backward_kernel<T><<<grid_for((C + kWarpsPerBlock - 1) / kWarpsPerBlock), kBlock, 0, s>>>(
       partial.as<double2>(), layout, mean, invstd, weight, static_cast<double>(N * S), gweight, gbias, coefficients);

@@ -77,28 +77,4 @@ inline Geometry checked_geometry(const Conv2dGeometry& g, int device, const char
   return device_geometry(g, op);
 }
 
-// Device memory from the caching allocator for the length of a scope, handed back when
-// the scope ends, also when a launch in it throws. Handing a block back while kernels
-// that use it are still queued is safe: its next user's work queues behind them.
-class ScopedBuffer {
- public:
-  ScopedBuffer(size_t bytes, int device) : ptr_(allocate(bytes, device)), bytes_(bytes), device_(device) {}
-  ~ScopedBuffer() {
-    try {
-      release(ptr_, device_);
-    } catch (...) {
-      // release only throws for a pointer it does not know; a destructor must not throw.
-    }
-  }
-  ScopedBuffer(const ScopedBuffer&) = delete;
-  ScopedBuffer& operator=(const ScopedBuffer&) = delete;
-  void* get() const { return ptr_; }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_;
-  size_t bytes_;
-  int device_;
-};
-
 }  // namespace dmix::kernels::cuda::conv

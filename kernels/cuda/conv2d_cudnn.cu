@@ -240,14 +240,14 @@ Choice pick(const std::vector<Timed>& results, size_t workspace_given, bool stri
 
 // The workspace for timing: the most any algorithm of the pass asks within the limit
 // (sizes[] from cudnnGet*WorkspaceSize), or less if the device cannot spare it.
-conv::ScopedBuffer timing_workspace(const std::vector<size_t>& sizes, int device) {
+DeviceScratch timing_workspace(const std::vector<size_t>& sizes, int device) {
   size_t want = 0;
   for (size_t s : sizes)
     if (s <= cudnn_workspace_limit()) want = std::max(want, s);
   // Fall back to ever smaller workspaces: the algorithms that then do not fit are skipped.
   while (true) {
     try {
-      return conv::ScopedBuffer(want, device);
+      return DeviceScratch(want, device);
     } catch (const Error&) {
       if (want == 0) throw;
       size_t smaller = 0;
@@ -370,7 +370,7 @@ const Descriptors& run_pass(const Call& call, Roles roles, const T* a, const T* 
                               &bytes) == CUDNN_STATUS_SUCCESS)
         sizes.push_back(bytes);
     }
-    conv::ScopedBuffer workspace = timing_workspace(sizes, call.device);
+    DeviceScratch workspace = timing_workspace(sizes, call.device);
     int max_count = 0, returned = 0;
     check_cudnn(Api::max_count(call.handle, &max_count), api_names(Api::kPass).max_count);
     std::vector<typename Api::Perf> perf(static_cast<size_t>(std::max(max_count, 1)));
@@ -385,7 +385,7 @@ const Descriptors& run_pass(const Call& call, Roles roles, const T* a, const T* 
   });
   const Descriptors& d = *plan.d;
   const auto [desc_a, desc_b, desc_c] = roles(d);
-  conv::ScopedBuffer workspace(plan.choice.workspace, call.device);
+  DeviceScratch workspace(plan.choice.workspace, call.device);
   const T one = 1, zero = 0;
   check_cudnn(Api::run(call.handle, &one, desc_a, a, desc_b, b, d.conv,
                        static_cast<typename Api::Algo>(plan.choice.algo), workspace.get(), plan.choice.workspace, &zero,

@@ -531,8 +531,8 @@ void conv2d_backward_weight_implicit_gemm(const Conv2dGeometry& geometry, const 
   // With one chunk the kernel writes gw itself; otherwise chunks go to a workspace first.
   const size_t partial_bytes =
       split.splits > 1 ? static_cast<size_t>(split.splits) * static_cast<size_t>(count) * sizeof(T) : 0;
-  conv::ScopedBuffer partial(partial_bytes, device);
-  T* partial_ptr = static_cast<T*>(partial.get());
+  const DeviceScratch partial(partial_bytes, device);
+  T* partial_ptr = partial.as<T>();
   ConvArgs<T> args = pass_args<T>(g, g.PQ, g.Q, M, kdim, x, nullptr, gy, nullptr, partial_ptr ? partial_ptr : gw);
   args.splits = split.splits;
   args.chunk = split.chunk;

@@ -63,11 +63,11 @@ void mix_blend(const float* x, int64_t B, int64_t sample_size, int64_t K, const 
   }
   std::memcpy(table.data() + B * K, weight, static_cast<size_t>(B * K) * sizeof(float));
 
-  const DeviceTable params(table, device);
+  const DeviceScratch params = upload_table(table, device);
   const dim3 grid(blocks_for(sample_size), static_cast<unsigned>(B < 65535 ? B : 65535));
   cudaStream_t st = stream(device);
   DeviceGuard guard(device);
-  blend_kernel<<<grid, kThreads, 0, st>>>(x, B, sample_size, static_cast<int>(K), params.get(), out);
+  blend_kernel<<<grid, kThreads, 0, st>>>(x, B, sample_size, static_cast<int>(K), params.as<int32_t>(), out);
   check_launch(op);
 }
 

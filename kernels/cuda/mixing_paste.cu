@@ -83,13 +83,13 @@ void mix_paste(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, int64
     }
   }
 
-  const DeviceTable params(table, device);
+  const DeviceScratch params = upload_table(table, device);
   const int64_t planes = B * C;
   const dim3 grid(blocks_for(H * W), static_cast<unsigned>(planes < 65535 ? planes : 65535));
   cudaStream_t st = stream(device);
   DeviceGuard guard(device);
   paste_kernel<<<grid, kThreads, 0, st>>>(x, B, C, static_cast<int>(H), static_cast<int>(W), static_cast<int>(K),
-                                          params.get(), out);
+                                          params.as<int32_t>(), out);
   check_launch(op);
 }
 

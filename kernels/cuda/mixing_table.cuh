@@ -11,32 +11,12 @@
 
 namespace dmix::kernels::cuda {
 
-class DeviceTable {
- public:
-  DeviceTable(const std::vector<int32_t>& host, int device)
-      : bytes_(host.size() * sizeof(int32_t)), ptr_(bytes_ ? allocate(bytes_, device) : nullptr), device_(device) {
-    try {
-      copy_host_to_device(ptr_, host.data(), bytes_, device);
-    } catch (...) {
-      release(ptr_, device_);
-      throw;
-    }
-  }
-  ~DeviceTable() {
-    try {
-      release(ptr_, device_);
-    } catch (...) {
-      // Only a corrupted allocator fails here; a destructor must not throw.
-    }
-  }
-  DeviceTable(const DeviceTable&) = delete;
-  DeviceTable& operator=(const DeviceTable&) = delete;
-  const int32_t* get() const { return static_cast<const int32_t*>(ptr_); }
-
- private:
-  size_t bytes_;
-  void* ptr_;
-  int device_;
-};
+// The table on the device: one block of the caching allocator holding a copy of `host`,
+// queued on the device's stream ahead of the kernels that read it.
+inline DeviceScratch upload_table(const std::vector<int32_t>& host, int device) {
+  DeviceScratch table(host.size() * sizeof(int32_t), device);
+  copy_host_to_device(table.get(), host.data(), table.bytes(), device);
+  return table;
+}
 
 }  // namespace dmix::kernels::cuda

@@ -133,23 +133,18 @@ double sum_of_squares(const float* x, int64_t n, int device) {
   if (n == 0) return 0.0;
   const int64_t parts = std::min<int64_t>(kMaxParts, (n + kReduceThreads * kValuesPerThread - 1) /
                                                          (kReduceThreads * kValuesPerThread));
-  auto* scratch = static_cast<double*>(allocate(static_cast<size_t>(parts + 1) * sizeof(double), device));
-  double result = 0.0;
-  try {
-    cudaStream_t st = stream(device);
-    {
-      DeviceGuard guard(device);
-      sum_of_squares_parts_kernel<<<static_cast<unsigned>(parts), kReduceThreads, 0, st>>>(x, n, scratch);
-      check_launch(op);
-      sum_parts_kernel<<<1, kReduceThreads, 0, st>>>(scratch, parts, scratch + parts);
-      check_launch(op);
-    }
-    copy_device_to_host(&result, scratch + parts, sizeof(double), device);  // waits for the kernels
-  } catch (...) {
-    release(scratch, device);
-    throw;
+  const DeviceScratch buffer(static_cast<size_t>(parts + 1) * sizeof(double), device);
+  double* scratch = buffer.as<double>();
+  cudaStream_t st = stream(device);
+  {
+    DeviceGuard guard(device);
+    sum_of_squares_parts_kernel<<<static_cast<unsigned>(parts), kReduceThreads, 0, st>>>(x, n, scratch);
+    check_launch(op);
+    sum_parts_kernel<<<1, kReduceThreads, 0, st>>>(scratch, parts, scratch + parts);
+    check_launch(op);
   }
-  release(scratch, device);
+  double result = 0.0;
+  copy_device_to_host(&result, scratch + parts, sizeof(double), device);  // waits for the kernels
   return result;
 }
 

@@ -327,26 +327,18 @@ void dirichlet(uint64_t seed, uint64_t rng_stream, const double* alpha, int64_t 
   const int64_t samples = rows * k;
   const size_t alpha_bytes = static_cast<size_t>(k) * sizeof(double);
   const size_t logs_bytes = static_cast<size_t>(samples) * sizeof(double);
-  auto* alpha_d = static_cast<double*>(allocate(alpha_bytes, device));
-  double* logs = nullptr;
-  try {
-    logs = static_cast<double*>(allocate(logs_bytes, device));
-    copy_host_to_device(alpha_d, alpha, alpha_bytes, device);  // queued on the stream, ahead of the kernels
-    cudaStream_t st = stream(device);
-    DeviceGuard guard(device);
-    dirichlet_logs_kernel<<<blocks_for(samples), kThreads, 0, st>>>(seed, rng_stream, alpha_d, k, logs, samples);
-    check_launch(op);
-    dirichlet_normalise_kernel<T><<<blocks_for(rows), kThreads, 0, st>>>(logs, k, out, rows);
-    check_launch(op);
-  } catch (...) {
-    if (logs) release(logs, device);
-    release(alpha_d, device);
-    throw;
-  }
-  // Released while the kernels may still run: the next user of these blocks queues its
-  // work behind them on the same stream (kernels/cuda/stream.h).
-  release(logs, device);
-  release(alpha_d, device);
+  // Both are released while the kernels may still run: the next user of these blocks
+  // queues its work behind them on the same stream (kernels/cuda/stream.h).
+  const DeviceScratch alpha_buffer(alpha_bytes, device), logs_buffer(logs_bytes, device);
+  double* alpha_d = alpha_buffer.as<double>();
+  double* logs = logs_buffer.as<double>();
+  copy_host_to_device(alpha_d, alpha, alpha_bytes, device);  // queued on the stream, ahead of the kernels
+  cudaStream_t st = stream(device);
+  DeviceGuard guard(device);
+  dirichlet_logs_kernel<<<blocks_for(samples), kThreads, 0, st>>>(seed, rng_stream, alpha_d, k, logs, samples);
+  check_launch(op);
+  dirichlet_normalise_kernel<T><<<blocks_for(rows), kThreads, 0, st>>>(logs, k, out, rows);
+  check_launch(op);
 }
 
 template void uniform<float>(uint64_t, uint64_t, double, double, float*, int64_t, int);

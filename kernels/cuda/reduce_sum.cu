@@ -240,27 +240,6 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- host side ----------------------------------------------------------------------------
 
-// A scratch buffer from the caching allocator. Released right after the kernels that use
-// it are queued: the allocator hands it out again only to work queued behind them.
-class Scratch {
- public:
-  Scratch(size_t bytes, int device) : ptr_(allocate(bytes, device)), device_(device) {}
-  ~Scratch() {
-    try {
-      release(ptr_, device_);
-    } catch (...) {
-      // A destructor must not throw; a failed release only leaks.
-    }
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  template <class T> T* as() const { return static_cast<T*>(ptr_); }
-
- private:
-  void* ptr_;
-  int device_;
-};
-
 template <class T>
 void launch_row_sums(const T* in, int64_t rows, int64_t len, int64_t chunks, int64_t chunk_len, T* out,
                      int device) {
@@ -285,7 +264,7 @@ void row_sums(const T* in, int64_t rows, int64_t len, T* out, int device) {
   if (chunks <= 1) return launch_row_sums(in, rows, len, 1, len, out, device);
   const int64_t chunk_len = ceil_div(ceil_div(len, chunks), 4) * 4;  // chunks start 16-byte aligned for f32
   chunks = ceil_div(len, chunk_len);
-  Scratch partial(static_cast<size_t>(rows * chunks) * sizeof(T), device);
+  const DeviceScratch partial(static_cast<size_t>(rows * chunks) * sizeof(T), device);
   launch_row_sums(in, rows, len, chunks, chunk_len, partial.as<T>(), device);
   launch_row_sums(partial.as<T>(), rows, chunks, 1, chunks, out, device);
 }
@@ -310,7 +289,7 @@ void column_sums(const T* in, int64_t outer, int64_t rows, int64_t cols, T* out,
   if (chunks <= 1) return launch_column_sums(in, outer, rows, cols, 1, rows, out, device);
   const int64_t chunk_rows = ceil_div(rows, chunks);
   chunks = ceil_div(rows, chunk_rows);
-  Scratch partial(static_cast<size_t>(outer * chunks * cols) * sizeof(T), device);
+  const DeviceScratch partial(static_cast<size_t>(outer * chunks * cols) * sizeof(T), device);
   launch_column_sums(in, outer, rows, cols, chunks, chunk_rows, partial.as<T>(), device);
   launch_column_sums(partial.as<T>(), outer, chunks, cols, 1, chunks, out, device);
 }
@@ -324,10 +303,10 @@ void channel_sums(const T* in, int64_t outer, int64_t channels, int64_t inner, T
   if (channels < 1024 && per_channel > 16384) chunks = std::min(ceil_div(per_channel, 8192), ceil_div(2048, channels));
   const int64_t chunk_len = ceil_div(per_channel, std::max<int64_t>(chunks, 1));
   chunks = ceil_div(per_channel, chunk_len);
-  std::unique_ptr<Scratch> partial;
+  std::unique_ptr<DeviceScratch> partial;
   T* target = out;
   if (chunks > 1) {
-    partial = std::make_unique<Scratch>(static_cast<size_t>(channels * chunks) * sizeof(T), device);
+    partial = std::make_unique<DeviceScratch>(static_cast<size_t>(channels * chunks) * sizeof(T), device);
     target = partial->as<T>();
   }
   {

@@ -27,4 +27,37 @@ struct MemoryStats {
 MemoryStats memory_stats(int device);
 void empty_cache(int device);
 
+// Device memory from the caching allocator for the length of a scope (a kernel's scratch,
+// a cuDNN workspace, a small table), handed back when the scope ends, also when a launch
+// in it throws. Handing a block back while kernels that use it are still queued is safe:
+// the allocator gives it out again only to work queued behind them on the same stream.
+// Zero bytes hold no block (get() is null).
+class DeviceScratch {
+ public:
+  DeviceScratch(size_t bytes, int device)
+      : ptr_(bytes ? allocate(bytes, device) : nullptr), bytes_(bytes), device_(device) {}
+  ~DeviceScratch() {
+    try {
+      if (ptr_) release(ptr_, device_);
+    } catch (...) {
+      // release only throws for a pointer it does not know; a destructor must not throw.
+    }
+  }
+  DeviceScratch(DeviceScratch&& other) noexcept : ptr_(other.ptr_), bytes_(other.bytes_), device_(other.device_) {
+    other.ptr_ = nullptr;
+  }
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(DeviceScratch&&) = delete;
+
+  void* get() const { return ptr_; }
+  template <class T> T* as() const { return static_cast<T*>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_;
+  size_t bytes_;
+  int device_;
+};
+
 }  // namespace dmix::kernels::cuda
