@@ -2,7 +2,7 @@
 # One command for whoever has a GPU: build dmix with the CUDA backend for this GPU's
 # architecture (in build-gpu/), run the GPU test suite (every CUDA op against its CPU
 # twin, each printing its max abs / rel errors), then the GPU benchmarks:
-#   dmix bench ops --device cuda
+#   dmix bench ops --device cuda                (twice: cuDNN deterministic, then not)
 #   dmix bench --model resnet50 --batch 32 --train --device cuda
 #   dmix bench --model pyramidnet110_a64 --batch 64 --train --device cuda
 # and print a summary. Logs: build-gpu/gpu-tests.log, build-gpu/gpu-bench-*.log.
@@ -11,7 +11,8 @@
 # (everything built, but every GPU case was skipped). A benchmark that fails is reported
 # in the summary; speed is never a pass/fail criterion.
 # Extra arguments go to the configure step, e.g. -DCMAKE_BUILD_TYPE=RelWithDebInfo.
-# DMIX_CUDA_CONV=cudnn|handwritten and DMIX_CUDNN_WORKSPACE_MB pass through to the benchmarks.
+# DMIX_CUDA_CONV=cudnn|handwritten, DMIX_CUDNN_API=auto|legacy|graph and
+# DMIX_CUDNN_WORKSPACE_MB pass through to the benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,7 +84,11 @@ run_bench() {  # name, then the dmix arguments
   fi
 }
 if [ "$cuda_sees_gpu" = yes ]; then
-  run_bench ops bench ops --device cuda
+  # The ops run prints every cuDNN timing (legacy algorithms, graph-API plans, the
+  # choice) into its log; the second run lets cuDNN take non-deterministic algorithms,
+  # as PyTorch does by default, for a like-for-like convolution comparison.
+  DMIX_CUDNN_VERBOSE=1 run_bench ops bench ops --device cuda
+  DMIX_CUDNN_DETERMINISTIC=0 run_bench ops-nondeterministic bench ops --device cuda
   run_bench resnet50 bench --model resnet50 --batch 32 --train --device cuda
   run_bench pyramidnet110 bench --model pyramidnet110_a64 --batch 64 --train --device cuda
 else

@@ -8,7 +8,10 @@ each repetition), fp32 with TF32 off as dmix's default, cuDNN's autotuner on (th
 algorithm PyTorch can pick, the figure dmix's cuDNN path is held against).
 
 Run on the GPU machine, right beside `bash scripts/gpu-check.sh`:
-  python3 scripts/torch_cuda_reference.py [--reference DIR]   (DIR holds torch_reference.py)
+  python3 scripts/torch_cuda_reference.py [--reference DIR] [--deterministic]
+DIR holds torch_reference.py. PyTorch's default lets cuDNN pick non-deterministic
+algorithms (the twin of `DMIX_CUDNN_DETERMINISTIC=0 dmix bench ops`); --deterministic sets
+torch.backends.cudnn.deterministic, the twin of dmix's default.
 Prints one JSON object. dmix never needs PyTorch; this script only gives the ratios.
 """
 import json, os, statistics, sys, time
@@ -25,6 +28,7 @@ from torch_reference import PyramidNet, soft_ce  # noqa: E402
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 torch.backends.cudnn.benchmark = True
+torch.backends.cudnn.deterministic = "--deterministic" in sys.argv
 dev = torch.device("cuda")
 torch.manual_seed(0)
 

@@ -155,26 +155,35 @@ void bandwidth_workloads(const Target& t, Figures& out) {
   }, 2, 10);
 }
 
+// Puts the process-wide GPU convolution choices back as they were, also on a throw.
+struct ConvChoiceRestorer {
+  kernels::cuda::ConvBackend backend = kernels::cuda::conv_backend();
+  kernels::cuda::CudnnApi api = kernels::cuda::cudnn_api();
+  ~ConvChoiceRestorer() {
+    kernels::cuda::set_conv_backend(backend);
+    kernels::cuda::set_cudnn_api(api);
+  }
+};
+
 Figures cuda_op_workloads(const Target& t) {
   Figures out;
   for (int64_t n : {1024, 2048}) {
     out["sgemm_" + std::to_string(n) + "_gflops"] = cuda_sgemm_gflops(t, n, CudaGemm::cuBLAS);
     out["sgemm_" + std::to_string(n) + "_tiled_gflops"] = cuda_sgemm_gflops(t, n, CudaGemm::Tiled);
   }
-  // The default convolution backend under the PyTorch script's keys; the handwritten one
-  // beside it when the default is cuDNN.
+  // The default convolution backend under the PyTorch script's keys; beside it, when the
+  // default is cuDNN, each of cuDNN's two APIs alone and the handwritten kernels.
   using kernels::cuda::ConvBackend;
-  const ConvBackend chosen = kernels::cuda::conv_backend();
+  using kernels::cuda::CudnnApi;
   conv_workloads(t, out, "");
-  if (chosen == ConvBackend::cuDNN) {
-    kernels::cuda::set_conv_backend(ConvBackend::Handwritten);
-    try {
-      conv_workloads(t, out, "_handwritten");
-    } catch (...) {
-      kernels::cuda::set_conv_backend(chosen);
-      throw;
+  if (kernels::cuda::conv_backend() == ConvBackend::cuDNN) {
+    const ConvChoiceRestorer restore;
+    for (CudnnApi api : {CudnnApi::Legacy, CudnnApi::Graph}) {
+      kernels::cuda::set_cudnn_api(api);
+      conv_workloads(t, out, std::string("_cudnn_") + kernels::cuda::cudnn_api_name(api));
     }
-    kernels::cuda::set_conv_backend(chosen);
+    kernels::cuda::set_conv_backend(ConvBackend::Handwritten);
+    conv_workloads(t, out, "_handwritten");
   }
   batchnorm_workload(t, out);
   bandwidth_workloads(t, out);

@@ -1,6 +1,7 @@
 // Which convolution runs on the GPU: the process-wide backend (cuDNN or handwritten, from
-// DMIX_CUDA_CONV or set_conv_backend), and within the handwritten path, implicit GEMM or
-// direct loops by the shape. No arithmetic here; see conv2d.h for the overview.
+// DMIX_CUDA_CONV or set_conv_backend), cuDNN's API (DMIX_CUDNN_API or set_cudnn_api), and
+// within the handwritten path, implicit GEMM or direct loops by the shape. No arithmetic
+// here; see conv2d.h for the overview.
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -13,10 +14,27 @@ namespace {
 
 constexpr int kUnset = -1;
 std::atomic<int> chosen_backend{kUnset};
+std::atomic<int> chosen_cudnn_api{kUnset};
+
+// A process-wide choice: the first caller reads the environment, unless a setter came first.
+template <class Choice, class FromEnvironment>
+Choice choice_at_first_use(std::atomic<int>& slot, FromEnvironment from_environment) {
+  int v = slot.load();
+  if (v == kUnset) {
+    int expected = kUnset;
+    slot.compare_exchange_strong(expected, static_cast<int>(from_environment()));
+    v = slot.load();
+  }
+  return static_cast<Choice>(v);
+}
+
+std::string environment(const char* name) {
+  const char* env = std::getenv(name);
+  return env ? env : "";
+}
 
 ConvBackend backend_from_environment() {
-  const char* env = std::getenv("DMIX_CUDA_CONV");
-  const std::string choice = env ? env : "";
+  const std::string choice = environment("DMIX_CUDA_CONV");
   if (choice.empty()) return cudnn_available() ? ConvBackend::cuDNN : ConvBackend::Handwritten;
   if (choice == "handwritten") return ConvBackend::Handwritten;
   if (choice == "cudnn") {
@@ -27,6 +45,15 @@ ConvBackend backend_from_environment() {
   fail("conv2d", "environment variable DMIX_CUDA_CONV must be 'cudnn' or 'handwritten', got '", choice, "'");
 }
 
+CudnnApi cudnn_api_from_environment() {
+  const std::string choice = environment("DMIX_CUDNN_API");
+  for (CudnnApi api : {CudnnApi::Auto, CudnnApi::Legacy, CudnnApi::Graph})
+    if (choice == cudnn_api_name(api)) return api;
+  check(choice.empty(), "conv2d", "environment variable DMIX_CUDNN_API must be 'auto', 'legacy' or 'graph', got '",
+        choice, "'");
+  return CudnnApi::Auto;
+}
+
 }  // namespace
 
 void set_conv_backend(ConvBackend backend) {
@@ -35,19 +62,18 @@ void set_conv_backend(ConvBackend backend) {
   chosen_backend.store(static_cast<int>(backend));
 }
 
-ConvBackend conv_backend() {
-  int b = chosen_backend.load();
-  if (b == kUnset) {
-    // The first caller reads the environment; an earlier set_conv_backend() wins.
-    int expected = kUnset;
-    chosen_backend.compare_exchange_strong(expected, static_cast<int>(backend_from_environment()));
-    b = chosen_backend.load();
-  }
-  return static_cast<ConvBackend>(b);
-}
+ConvBackend conv_backend() { return choice_at_first_use<ConvBackend>(chosen_backend, backend_from_environment); }
 
 const char* conv_backend_name(ConvBackend backend) {
   return backend == ConvBackend::cuDNN ? "cudnn" : "handwritten";
+}
+
+void set_cudnn_api(CudnnApi api) { chosen_cudnn_api.store(static_cast<int>(api)); }
+
+CudnnApi cudnn_api() { return choice_at_first_use<CudnnApi>(chosen_cudnn_api, cudnn_api_from_environment); }
+
+const char* cudnn_api_name(CudnnApi api) {
+  return api == CudnnApi::Auto ? "auto" : (api == CudnnApi::Legacy ? "legacy" : "graph");
 }
 
 // A GEMM tile is at least 16 wide; with one or two channels per group on both sides

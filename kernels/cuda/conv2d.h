@@ -48,14 +48,29 @@ template <class T> void conv2d_backward_input(const Conv2dGeometry& g, const T* 
 // gw = d<conv(x, w), gy>/dw (overwrites gw).
 template <class T> void conv2d_backward_weight(const Conv2dGeometry& g, const T* gy, const T* x, T* gw, int device);
 
+// Which of cuDNN's two APIs the cuDNN backend draws its f32 algorithms from:
+//   Auto   — both: the legacy API's algorithms (cudnnFind) and the backend ("graph")
+//            API's engine plans (kernels/cuda/cudnn_graph.h) are timed on the call's
+//            buffers, and the fastest is cached (the default);
+//   Legacy — the legacy API only (cuDNN 7's cudnnConvolutionForward and its kin);
+//   Graph  — the graph API only; an error for a shape it has no plan for.
+// f64 always runs on the legacy API: the graph API computes no double convolution.
+// From DMIX_CUDNN_API=auto|legacy|graph (read at the first cuDNN convolution) or
+// set_cudnn_api(); the choice is part of the cache key, so switching re-chooses.
+enum class CudnnApi { Auto, Legacy, Graph };
+void set_cudnn_api(CudnnApi api);
+CudnnApi cudnn_api();
+const char* cudnn_api_name(CudnnApi api);  // "auto", "legacy" or "graph"
+
 // ---- each implementation by name (tests and benchmarks) ----
 
-// cuDNN. The algorithm of each pass is chosen by timing them all
-// (cudnnFind*AlgorithmEx) the first time a (pass, geometry, dtype, device, TF32) is
-// seen, then cached. Deterministic algorithms are preferred (the fastest of them is
-// taken; a non-deterministic one only when none works). The workspace comes from the
-// caching allocator and is capped by DMIX_CUDNN_WORKSPACE_MB (default 1024 MiB):
-// algorithms needing more are not considered.
+// cuDNN. The algorithm of each pass is chosen by timing them all (cudnnFind*AlgorithmEx,
+// and the graph API's plans, per cudnn_api()) the first time a (pass, geometry, dtype,
+// device, TF32, API, pointer alignment) is seen, then cached. Deterministic algorithms
+// are preferred (the fastest of them is taken; a non-deterministic one only when none
+// works) unless DMIX_CUDNN_DETERMINISTIC=0, which takes the fastest of all, as PyTorch
+// does by default. The workspace comes from the caching allocator and is capped by
+// DMIX_CUDNN_WORKSPACE_MB (default 1024 MiB): algorithms needing more are not considered.
 template <class T>
 void conv2d_forward_cudnn(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y, int device);
 template <class T>
@@ -63,8 +78,10 @@ void conv2d_backward_input_cudnn(const Conv2dGeometry& g, const T* gy, const T* 
 template <class T>
 void conv2d_backward_weight_cudnn(const Conv2dGeometry& g, const T* gy, const T* x, T* gw, int device);
 size_t cudnn_workspace_limit();  // bytes, from DMIX_CUDNN_WORKSPACE_MB
-// Algorithm choices cached so far (0 before the first cuDNN convolution).
+// Algorithm choices cached so far (0 before the first cuDNN convolution), and how many
+// of them are graph-API plans.
 size_t cudnn_cached_algorithms();
+size_t cudnn_cached_graph_plans();
 
 // Handwritten: implicit GEMM, or direct loops when conv2d_uses_direct(g).
 bool conv2d_uses_direct(const Conv2dGeometry& g);

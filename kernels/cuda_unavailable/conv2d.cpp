@@ -23,6 +23,15 @@ const char* conv_backend_name(ConvBackend backend) {
 bool cudnn_available() { return false; }
 size_t cudnn_workspace_limit() { return 0; }
 size_t cudnn_cached_algorithms() { return 0; }
+size_t cudnn_cached_graph_plans() { return 0; }
+namespace {
+std::atomic<int> chosen_api{static_cast<int>(CudnnApi::Auto)};
+}  // namespace
+void set_cudnn_api(CudnnApi api) { chosen_api.store(static_cast<int>(api)); }
+CudnnApi cudnn_api() { return static_cast<CudnnApi>(chosen_api.load()); }
+const char* cudnn_api_name(CudnnApi api) {
+  return api == CudnnApi::Auto ? "auto" : (api == CudnnApi::Legacy ? "legacy" : "graph");
+}
 bool conv2d_uses_direct(const Conv2dGeometry& g) { return (g.C / g.groups) * (g.K / g.groups) <= 4; }
 
 template <class T>

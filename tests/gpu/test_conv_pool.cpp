@@ -174,12 +174,14 @@ void compare(const std::string& label, Accuracy accuracy, const Case& c, const R
   }
 }
 
-// Restores the process-wide convolution backend and TF32 switch when a test ends.
+// Restores the process-wide convolution backend, cuDNN API and TF32 switch when a test ends.
 struct BackendRestorer {
   cu::ConvBackend backend = cu::conv_backend();
+  cu::CudnnApi api = cu::cudnn_api();
   bool tf32 = cu::allow_tf32();
   ~BackendRestorer() {
     cu::set_conv_backend(backend);
+    cu::set_cudnn_api(api);
     cu::set_allow_tf32(tf32);
   }
 };
@@ -383,13 +385,16 @@ struct ConvPasses {
 using ConvRunner = std::function<void(const kernels::cpu::Conv2dGeometry&, const Tensor& x, const Tensor& w,
                                       const Tensor& b, const Tensor& gy, Tensor& y, Tensor& gx, Tensor& gw)>;
 
+// "cudnn" runs cuDNN with the API choice `api`; the other names are handwritten kernels.
 template <class T>
-ConvRunner gpu_runner(const std::string& algorithm) {
-  return [algorithm](const kernels::cpu::Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& b,
-                     const Tensor& gy, Tensor& y, Tensor& gx, Tensor& gw) {
+ConvRunner gpu_runner(const std::string& algorithm, cu::CudnnApi api = cu::CudnnApi::Auto) {
+  return [algorithm, api](const kernels::cpu::Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& b,
+                          const Tensor& gy, Tensor& y, Tensor& gx, Tensor& gw) {
     const int d = 0;
     const T* bias = b.defined() ? b.data<T>() : nullptr;
     if (algorithm == "cudnn") {
+      const BackendRestorer restore;
+      cu::set_cudnn_api(api);
       cu::conv2d_forward_cudnn<T>(g, x.data<T>(), w.data<T>(), bias, y.data<T>(), d);
       cu::conv2d_backward_input_cudnn<T>(g, gy.data<T>(), w.data<T>(), gx.data<T>(), d);
       cu::conv2d_backward_weight_cudnn<T>(g, gy.data<T>(), x.data<T>(), gw.data<T>(), d);
@@ -460,19 +465,52 @@ void compare_passes(const std::string& what, Accuracy accuracy, const ConvPasses
 
 TEST_CASE("cuda conv2d: every GPU algorithm's three passes match the CPU kernels on every shape" *
           doctest::skip(!has_gpu())) {
-  std::vector<std::string> algorithms = {"implicit_gemm", "direct"};
-  if (cu::cudnn_available()) algorithms.insert(algorithms.begin(), "cudnn");
+  // cuDNN three ways: its legacy API alone, its graph API alone (f32; f64 runs on the
+  // legacy API whatever the choice), and the default that times both.
+  struct Algorithm {
+    std::string name, kernels;
+    cu::CudnnApi api;
+  };
+  std::vector<Algorithm> algorithms = {{"implicit_gemm", "implicit_gemm", cu::CudnnApi::Auto},
+                                       {"direct", "direct", cu::CudnnApi::Auto}};
+  if (cu::cudnn_available())
+    algorithms.insert(algorithms.begin(), {{"cudnn legacy API", "cudnn", cu::CudnnApi::Legacy},
+                                           {"cudnn graph API", "cudnn", cu::CudnnApi::Graph},
+                                           {"cudnn auto", "cudnn", cu::CudnnApi::Auto}});
   uint32_t seed = 10;
   for (const ConvShape& s : conv_shapes()) {
     const ConvPasses ref = run_passes(s, seed, DType::f64, Device::cpu(), cpu_runner<double>);
     const ConvPasses cpu32 = run_passes(s, seed, DType::f32, Device::cpu(), cpu_runner<float>);
-    for (const std::string& algorithm : algorithms) {
-      const ConvPasses got32 = run_passes(s, seed, DType::f32, kGpu, gpu_runner<float>(algorithm));
-      const ConvPasses got64 = run_passes(s, seed, DType::f64, kGpu, gpu_runner<double>(algorithm));
-      compare_passes("conv2d " + s.name + " [" + algorithm + "]",
-                     algorithm == "cudnn" ? Accuracy::Vendor : Accuracy::Direct, ref, cpu32, got32, got64);
+    for (const Algorithm& a : algorithms) {
+      const ConvPasses got32 = run_passes(s, seed, DType::f32, kGpu, gpu_runner<float>(a.kernels, a.api));
+      const ConvPasses got64 = run_passes(s, seed, DType::f64, kGpu, gpu_runner<double>(a.kernels, a.api));
+      compare_passes("conv2d " + s.name + " [" + a.name + "]",
+                     a.kernels == "cudnn" ? Accuracy::Vendor : Accuracy::Direct, ref, cpu32, got32, got64);
     }
     seed += 10;
+  }
+}
+
+TEST_CASE("cuda conv2d: with the graph API chosen, every f32 pass runs a graph-API plan" *
+          doctest::skip(!has_gpu() || !cu::cudnn_available())) {
+  const BackendRestorer restore;
+  cu::set_allow_tf32(false);
+  const ConvShape s{"graph API, groups 2, stride (2,1)", {2, 6, 9, 10}, {8, 3, 3, 3},
+                    conv_options({2, 1}, {1, 1}, {1, 1}, 2)};
+  const size_t before = cu::cudnn_cached_graph_plans();
+  const ConvPasses got = run_passes(s, 77, DType::f32, kGpu, gpu_runner<float>("cudnn", cu::CudnnApi::Graph));
+  // A fresh shape: forward, backward data and backward filter each cached a graph plan.
+  CHECK(cu::cudnn_cached_graph_plans() == before + 3);
+  const ConvPasses ref = run_passes(s, 77, DType::f64, Device::cpu(), cpu_runner<double>);
+  const ConvPasses cpu32 = run_passes(s, 77, DType::f32, Device::cpu(), cpu_runner<float>);
+  const std::vector<double>* refs[] = {&ref.y, &ref.gx, &ref.gw};
+  const std::vector<double>* cpus[] = {&cpu32.y, &cpu32.gx, &cpu32.gw};
+  const std::vector<double>* gots[] = {&got.y, &got.gx, &got.gw};
+  for (int p = 0; p < 3; ++p) {
+    const double err = max_abs_diff(*gots[p], *refs[p]);
+    const double allowed_f32 = allowed(Accuracy::Vendor, max_abs_diff(*cpus[p], *refs[p]), max_abs(*refs[p])).f32;
+    MESSAGE(s.name << " pass " << p << " [cudnn graph API]: f32 max abs err " << err << ", allowed " << allowed_f32);
+    CHECK(err <= allowed_f32);
   }
 }
 
