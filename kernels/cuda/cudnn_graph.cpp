@@ -69,7 +69,10 @@ class Descriptor {
   cudnnBackendDescriptor_t release() { return std::exchange(d_, nullptr); }
 
   void set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count, const void* values) {
-    check_cudnn(cudnnBackendSetAttribute(d_, name, type, count, values), what_);
+    const cudnnStatus_t status = cudnnBackendSetAttribute(d_, name, type, count, values);
+    if (status != CUDNN_STATUS_SUCCESS)
+      fail(what_, "cudnnBackendSetAttribute of attribute ", static_cast<int>(name), " (cudnnBackendAttributeName_t): ",
+           cudnnGetErrorString(status));
   }
   void set_int64(cudnnBackendAttributeName_t name, int64_t value) { set(name, CUDNN_TYPE_INT64, 1, &value); }
   void set_int64s(cudnnBackendAttributeName_t name, const std::vector<int64_t>& values) {
@@ -82,7 +85,10 @@ class Descriptor {
   void set_handle(cudnnBackendAttributeName_t name, cudnnHandle_t handle) {
     set(name, CUDNN_TYPE_HANDLE, 1, &handle);
   }
-  void finalize() { check_cudnn(cudnnBackendFinalize(d_), what_); }
+  void finalize() {
+    const cudnnStatus_t status = cudnnBackendFinalize(d_);
+    if (status != CUDNN_STATUS_SUCCESS) fail(what_, "cudnnBackendFinalize: ", cudnnGetErrorString(status));
+  }
 
  private:
   cudnnBackendDescriptor_t d_ = nullptr;
@@ -281,11 +287,11 @@ void CudnnGraphPlan::execute(cudnnHandle_t handle, const void* a, const void* b,
   check_cudnn(cudnnBackendExecute(handle, plan_, pack.get()), "cudnnBackendExecute");
 }
 
-std::vector<std::unique_ptr<CudnnGraphPlan>> cudnn_graph_plans(ConvPass pass, const cpu::Conv2dGeometry& g,
-                                                               int64_t alignment, bool strict_fp32,
-                                                               cudnnHandle_t handle, size_t workspace_limit,
-                                                               std::vector<std::string>* skipped) {
-  check(alignment == 4 || alignment == 8 || alignment == 16, "cudnn_graph_plans", "alignment must be 4, 8 or 16, got ",
+namespace {
+
+// Steps 1-3, and the operation graph descriptor created but not given its handle.
+std::shared_ptr<CudnnGraphPlan::Parts> describe(ConvPass pass, const cpu::Conv2dGeometry& g, int64_t alignment) {
+  check(alignment == 4 || alignment == 8 || alignment == 16, "cuDNN graph", "alignment must be 4, 8 or 16, got ",
         alignment);
   const NodeAttributes a = node_attributes(pass);
   auto parts = std::make_shared<CudnnGraphPlan::Parts>(CudnnGraphPlan::Parts{
@@ -302,7 +308,21 @@ std::vector<std::unique_ptr<CudnnGraphPlan>> cudnn_graph_plans(ConvPass pass, co
   node.set(a.alpha, CUDNN_TYPE_FLOAT, 1, &one);
   node.set(a.beta, CUDNN_TYPE_FLOAT, 1, &zero);
   node.finalize();
-  const cudnnBackendDescriptor_t nodes[] = {node.get()};
+  return parts;
+}
+
+}  // namespace
+
+void cudnn_graph_describe(ConvPass pass, const cpu::Conv2dGeometry& g, int64_t alignment) {
+  describe(pass, g, alignment);
+}
+
+std::vector<std::unique_ptr<CudnnGraphPlan>> cudnn_graph_plans(ConvPass pass, const cpu::Conv2dGeometry& g,
+                                                               int64_t alignment, bool strict_fp32,
+                                                               cudnnHandle_t handle, size_t workspace_limit,
+                                                               std::vector<std::string>* skipped) {
+  const std::shared_ptr<CudnnGraphPlan::Parts> parts = describe(pass, g, alignment);
+  const cudnnBackendDescriptor_t nodes[] = {parts->node.get()};
   parts->graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, nodes);
   parts->graph.set_handle(kGraphHandle, handle);
   parts->graph.finalize();

@@ -51,6 +51,11 @@ class CudnnGraphPlan {
   bool deterministic_;
 };
 
+// Steps 1-3 of cudnn_graph_plans: the pass's tensors, convolution and operation node,
+// each finalised, which cuDNN validates (extents, strides, groups, output size) without
+// a handle or a GPU. Throws dmix::Error naming the descriptor cuDNN rejects.
+void cudnn_graph_describe(ConvPass pass, const cpu::Conv2dGeometry& g, int64_t alignment);
+
 // The plans cuDNN offers for `pass` of the f32 convolution `g` on tensors whose base
 // pointers are all `alignment`-byte aligned (4, 8 or 16): the configurations of its
 // heuristics (mode A), then those of its fallback list for engines mode A did not name,
