@@ -294,17 +294,6 @@ kernels::cpu::Conv2dGeometry conv_geometry(const ConvShape& s) {
 
 // ---- pooling shapes ------------------------------------------------------------------------
 
-Pool2dOptions pool_options(std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
-                           std::array<int64_t, 2> padding, bool ceil_mode, bool count_include_pad = true) {
-  Pool2dOptions o;
-  o.kernel = kernel;
-  o.stride = stride;
-  o.padding = padding;
-  o.ceil_mode = ceil_mode;
-  o.count_include_pad = count_include_pad;
-  return o;
-}
-
 struct PoolShape {
   std::string name;
   Shape x;
@@ -316,12 +305,12 @@ struct PoolShape {
 // pools (3x3 stride 2 pad 1; 2x2 stride 2 ceil_mode).
 std::vector<PoolShape> pool_shapes() {
   return {
-      {"3x3 stride 2 pad 1 ceil_mode", {2, 3, 7, 9}, pool_options({3, 3}, {2, 2}, {1, 1}, true)},
-      {"2x2 stride 2", {2, 2, 8, 8}, pool_options({2, 2}, {0, 0}, {0, 0}, false)},
-      {"2x2 stride 2 ceil_mode, odd sizes", {2, 3, 7, 7}, pool_options({2, 2}, {2, 2}, {0, 0}, true)},
-      {"3x2 stride 1 pad 1, overlapping", {1, 2, 10, 11}, pool_options({3, 2}, {1, 1}, {1, 1}, false)},
-      {"4x3 stride (3,2) pad (2,1) ceil_mode", {2, 3, 13, 6}, pool_options({4, 3}, {3, 2}, {2, 1}, true)},
-      {"5x5 stride 1 pad 2", {1, 2, 5, 5}, pool_options({5, 5}, {1, 1}, {2, 2}, false)},
+      {"3x3 stride 2 pad 1 ceil_mode", {2, 3, 7, 9}, Pool2dOptions{{3, 3}, {2, 2}, {1, 1}, true}},
+      {"2x2 stride 2", {2, 2, 8, 8}, Pool2dOptions{{2, 2}, {0, 0}, {0, 0}, false}},
+      {"2x2 stride 2 ceil_mode, odd sizes", {2, 3, 7, 7}, Pool2dOptions{{2, 2}, {2, 2}, {0, 0}, true}},
+      {"3x2 stride 1 pad 1, overlapping", {1, 2, 10, 11}, Pool2dOptions{{3, 2}, {1, 1}, {1, 1}, false}},
+      {"4x3 stride (3,2) pad (2,1) ceil_mode", {2, 3, 13, 6}, Pool2dOptions{{4, 3}, {3, 2}, {2, 1}, true}},
+      {"5x5 stride 1 pad 2", {1, 2, 5, 5}, Pool2dOptions{{5, 5}, {1, 1}, {2, 2}, false}},
   };
 }
 
@@ -673,7 +662,7 @@ TEST_CASE("cuda pooling: an input on the GPU keeps its results and gradients on 
           doctest::skip(!has_gpu())) {
   Tensor x = Tensor::ones({1, 2, 4, 4}).to(kGpu).detach();
   x.set_requires_grad(true);
-  const Pool2dOptions opt = pool_options({2, 2}, {2, 2}, {0, 0}, false);
+  const Pool2dOptions opt = Pool2dOptions{{2, 2}, {2, 2}, {0, 0}, false};
   for (const Tensor& y : {max_pool2d(x, opt), avg_pool2d(x, opt), adaptive_avg_pool2d(x, 1, 1), global_avg_pool2d(x)}) {
     CHECK(y.is_cuda());
     const Tensor g = autograd::grad({sum(y)}, {x})[0];

@@ -15,17 +15,6 @@ using namespace dmix::testing;
 
 namespace {
 
-Pool2dOptions pool(std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride = {0, 0},
-                   std::array<int64_t, 2> padding = {0, 0}, bool ceil_mode = false, bool count_include_pad = true) {
-  Pool2dOptions o;
-  o.kernel = kernel;
-  o.stride = stride;
-  o.padding = padding;
-  o.ceil_mode = ceil_mode;
-  o.count_include_pad = count_include_pad;
-  return o;
-}
-
 // Output size by enumeration over windows starting at i*s in padded coordinates (padded
 // length L). Floor mode takes the windows that fit in L. Ceil mode takes one more window
 // while the previous one stopped short of L, unless that window would start in the right
@@ -235,31 +224,31 @@ OpCase global_case(Shape x) {
   return c;
 }
 
-OpCaseRegistrar reg_max_2x2(max_pool_case("2x2", {{2, 3, 6, 6}, pool({2, 2})}));
+OpCaseRegistrar reg_max_2x2(max_pool_case("2x2", {{2, 3, 6, 6}, Pool2dOptions{{2, 2}}}));
 OpCaseRegistrar reg_max_3x3_ceil(max_pool_case("3x3 stride 2 pad 1 ceil",
-                                                {{2, 2, 8, 7}, pool({3, 3}, {2, 2}, {1, 1}, true)}));
-OpCaseRegistrar reg_max_rect(max_pool_case("3x2 stride (2,1) pad (1,0)", {{1, 3, 7, 5}, pool({3, 2}, {2, 1}, {1, 0})}));
+                                                {{2, 2, 8, 7}, Pool2dOptions{{3, 3}, {2, 2}, {1, 1}, true}}));
+OpCaseRegistrar reg_max_rect(max_pool_case("3x2 stride (2,1) pad (1,0)", {{1, 3, 7, 5}, Pool2dOptions{{3, 2}, {2, 1}, {1, 0}}}));
 OpCaseRegistrar reg_max_odd_ceil(max_pool_case("2x2 odd input ceil",
-                                                {{2, 2, 5, 7}, pool({2, 2}, {0, 0}, {0, 0}, true)}));
-OpCaseRegistrar reg_max_bwd(max_pool_backward_case("3x3 stride 2 pad 1", {{2, 2, 7, 6}, pool({3, 3}, {2, 2}, {1, 1})}));
+                                                {{2, 2, 5, 7}, Pool2dOptions{{2, 2}, {0, 0}, {0, 0}, true}}));
+OpCaseRegistrar reg_max_bwd(max_pool_backward_case("3x3 stride 2 pad 1", {{2, 2, 7, 6}, Pool2dOptions{{3, 3}, {2, 2}, {1, 1}}}));
 OpCaseRegistrar reg_max_bwd_overlap(max_pool_backward_case("2x2 stride 1 (overlapping windows)",
-                                                           {{1, 2, 5, 5}, pool({2, 2}, {1, 1})}));
+                                                           {{1, 2, 5, 5}, Pool2dOptions{{2, 2}, {1, 1}}}));
 
-OpCaseRegistrar reg_avg_2x2(avg_pool_case("2x2", {{2, 3, 6, 6}, pool({2, 2})}));
+OpCaseRegistrar reg_avg_2x2(avg_pool_case("2x2", {{2, 3, 6, 6}, Pool2dOptions{{2, 2}}}));
 OpCaseRegistrar reg_avg_pad_ceil(avg_pool_case("3x3 stride 2 pad 1 ceil count_include_pad",
-                                               {{2, 2, 8, 7}, pool({3, 3}, {2, 2}, {1, 1}, true, true)}));
+                                               {{2, 2, 8, 7}, Pool2dOptions{{3, 3}, {2, 2}, {1, 1}, true, true}}));
 OpCaseRegistrar reg_avg_pad_ceil_exclude(avg_pool_case("3x3 stride 2 pad 1 ceil exclude pad",
-                                                       {{2, 2, 8, 7}, pool({3, 3}, {2, 2}, {1, 1}, true, false)}));
+                                                       {{2, 2, 8, 7}, Pool2dOptions{{3, 3}, {2, 2}, {1, 1}, true, false}}));
 OpCaseRegistrar reg_avg_past_border(avg_pool_case("3x3 stride 2 ceil window past the border",
-                                                  {{1, 2, 6, 6}, pool({3, 3}, {2, 2}, {0, 0}, true, true)}));
+                                                  {{1, 2, 6, 6}, Pool2dOptions{{3, 3}, {2, 2}, {0, 0}, true, true}}));
 OpCaseRegistrar reg_avg_shortcut(avg_pool_case("2x2 ceil odd input (PyramidNet shortcut)",
-                                               {{2, 2, 5, 7}, pool({2, 2}, {2, 2}, {0, 0}, true)}));
+                                               {{2, 2, 5, 7}, Pool2dOptions{{2, 2}, {2, 2}, {0, 0}, true}}));
 OpCaseRegistrar reg_avg_rect(avg_pool_case("3x2 stride (1,2) pad (1,0) exclude pad",
-                                           {{2, 2, 5, 6}, pool({3, 2}, {1, 2}, {1, 0}, false, false)}));
+                                           {{2, 2, 5, 6}, Pool2dOptions{{3, 2}, {1, 2}, {1, 0}, false, false}}));
 OpCaseRegistrar reg_avg_bwd(avg_pool_backward_case("3x3 stride 2 pad 1 ceil",
-                                                   {{2, 2, 8, 7}, pool({3, 3}, {2, 2}, {1, 1}, true, true)}));
+                                                   {{2, 2, 8, 7}, Pool2dOptions{{3, 3}, {2, 2}, {1, 1}, true, true}}));
 OpCaseRegistrar reg_avg_bwd_exclude(avg_pool_backward_case("3x3 stride 2 pad 1 exclude pad",
-                                                           {{1, 2, 7, 6}, pool({3, 3}, {2, 2}, {1, 1}, false, false)}));
+                                                           {{1, 2, 7, 6}, Pool2dOptions{{3, 3}, {2, 2}, {1, 1}, false, false}}));
 
 OpCaseRegistrar reg_adaptive_a(adaptive_case({2, 3, 7, 5}, 3, 2));
 OpCaseRegistrar reg_adaptive_b(adaptive_case({2, 2, 6, 6}, 4, 4));
@@ -274,24 +263,24 @@ OpCaseRegistrar reg_global_1x1(global_case({3, 2, 1, 1}));
 
 TEST_CASE("pool output sizes follow PyTorch's ceil_mode rule") {
   const Tensor x = Tensor::zeros({1, 1, 5, 5});
-  CHECK(max_pool2d(x, pool({2, 2})).shape() == Shape{1, 1, 2, 2});
-  CHECK(max_pool2d(x, pool({2, 2}, {0, 0}, {0, 0}, true)).shape() == Shape{1, 1, 3, 3});
+  CHECK(max_pool2d(x, Pool2dOptions{{2, 2}}).shape() == Shape{1, 1, 2, 2});
+  CHECK(max_pool2d(x, Pool2dOptions{{2, 2}, {0, 0}, {0, 0}, true}).shape() == Shape{1, 1, 3, 3});
   // A 4th window would start at 5 = H, inside the right padding only: dropped.
-  CHECK(avg_pool2d(x, pool({2, 2}, {2, 2}, {1, 1}, true)).shape() == Shape{1, 1, 3, 3});
-  CHECK(max_pool2d(Tensor::zeros({1, 1, 112, 112}), pool({3, 3}, {2, 2}, {1, 1})).shape() == Shape{1, 1, 56, 56});
+  CHECK(avg_pool2d(x, Pool2dOptions{{2, 2}, {2, 2}, {1, 1}, true}).shape() == Shape{1, 1, 3, 3});
+  CHECK(max_pool2d(Tensor::zeros({1, 1, 112, 112}), Pool2dOptions{{3, 3}, {2, 2}, {1, 1}}).shape() == Shape{1, 1, 56, 56});
 }
 
 TEST_CASE("avg_pool2d divisors match PyTorch on a ones input") {
   // Ones make every output the fraction of its divisor that lies inside the input.
   const Tensor ones = Tensor::ones({1, 1, 3, 3}, DType::f64);
   // kernel 2, stride 2, pad 1, ceil: windows [-1,1), [1,3); corner window has 1 real cell of 4.
-  const auto with_pad = avg_pool2d(ones, pool({2, 2}, {2, 2}, {1, 1}, true, true)).to_vector<double>();
+  const auto with_pad = avg_pool2d(ones, Pool2dOptions{{2, 2}, {2, 2}, {1, 1}, true, true}).to_vector<double>();
   CHECK(with_pad == std::vector<double>{0.25, 0.5, 0.5, 1.0});
-  const auto without_pad = avg_pool2d(ones, pool({2, 2}, {2, 2}, {1, 1}, true, false)).to_vector<double>();
+  const auto without_pad = avg_pool2d(ones, Pool2dOptions{{2, 2}, {2, 2}, {1, 1}, true, false}).to_vector<double>();
   CHECK(without_pad == std::vector<double>{1.0, 1.0, 1.0, 1.0});
   // kernel 2, stride 2, no pad, ceil on 3: the last window [2, 4) reaches past the input
   // (no padding there), so even count_include_pad divides by the 1 real cell.
-  const auto past = avg_pool2d(ones, pool({2, 2}, {2, 2}, {0, 0}, true, true)).to_vector<double>();
+  const auto past = avg_pool2d(ones, Pool2dOptions{{2, 2}, {2, 2}, {0, 0}, true, true}).to_vector<double>();
   CHECK(past == std::vector<double>{1.0, 1.0, 1.0, 1.0});
 }
 
@@ -301,7 +290,7 @@ TEST_CASE("max_pool2d routes the gradient to the first maximum of each window on
                                  0, 0, 1, 1,  //
                                  0, 9, 1, 1};
   Tensor x = Tensor::from_vector(v, {1, 1, 4, 4}).set_requires_grad(true);
-  Tensor y = max_pool2d(x, pool({2, 2}));
+  Tensor y = max_pool2d(x, Pool2dOptions{{2, 2}});
   CHECK(y.to_vector<double>() == std::vector<double>{5, 7, 9, 1});
   const auto g = autograd::grad({sum(y)}, {x})[0].to_vector<double>();
   CHECK(g == std::vector<double>{0, 1, 0, 0,  //
@@ -312,16 +301,16 @@ TEST_CASE("max_pool2d routes the gradient to the first maximum of each window on
 
 TEST_CASE("pooling rejects bad shapes and options with messages naming the op") {
   const Tensor x = Tensor::zeros({2, 3, 4, 4});
-  CHECK_THROWS_WITH_AS(max_pool2d(x, pool({5, 5})),
+  CHECK_THROWS_WITH_AS(max_pool2d(x, Pool2dOptions{{5, 5}}),
                        doctest::Contains("max_pool2d: kernel 5x5 is larger than the padded input 4x4"), Error);
-  CHECK_THROWS_WITH_AS(avg_pool2d(x, pool({2, 2}, {2, 2}, {2, 2})),
+  CHECK_THROWS_WITH_AS(avg_pool2d(x, Pool2dOptions{{2, 2}, {2, 2}, {2, 2}}),
                        doctest::Contains("avg_pool2d: padding must be at most half the kernel"), Error);
-  CHECK_THROWS_WITH_AS(max_pool2d(Tensor::zeros({3, 4, 4}), pool({2, 2})), doctest::Contains("max_pool2d"), Error);
-  CHECK_THROWS_AS(avg_pool2d(x, pool({0, 2})), Error);
-  CHECK_THROWS_AS(avg_pool2d(x, pool({2, 2}, {-1, 1})), Error);
+  CHECK_THROWS_WITH_AS(max_pool2d(Tensor::zeros({3, 4, 4}), Pool2dOptions{{2, 2}}), doctest::Contains("max_pool2d"), Error);
+  CHECK_THROWS_AS(avg_pool2d(x, Pool2dOptions{{0, 2}}), Error);
+  CHECK_THROWS_AS(avg_pool2d(x, Pool2dOptions{{2, 2}, {-1, 1}}), Error);
   CHECK_THROWS_WITH_AS(adaptive_avg_pool2d(x, 0, 2), doctest::Contains("adaptive_avg_pool2d"), Error);
   CHECK_THROWS_WITH_AS(global_avg_pool2d(Tensor::zeros({2, 3})), doctest::Contains("global_avg_pool2d"), Error);
-  CHECK_THROWS_AS(max_pool2d(Tensor::zeros({1, 1, 4, 4}, DType::i64), pool({2, 2})), Error);
+  CHECK_THROWS_AS(max_pool2d(Tensor::zeros({1, 1, 4, 4}, DType::i64), Pool2dOptions{{2, 2}}), Error);
 }
 
 TEST_CASE("max_pool2d's backward pair is closed: the gather's backward is the scatter again") {
@@ -329,7 +318,7 @@ TEST_CASE("max_pool2d's backward pair is closed: the gather's backward is the sc
   std::vector<double> xs(2 * 2 * 5 * 5);
   for (size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(1.7 * static_cast<double>(i));  // no ties
   const Tensor x = Tensor::from_vector(xs, {2, 2, 5, 5}).set_requires_grad(true);
-  const Pool2dOptions o = pool({3, 3}, {2, 2}, {1, 1});
+  const Pool2dOptions o = Pool2dOptions{{3, 3}, {2, 2}, {1, 1}};
   const Shape out = max_pool2d(x.detach(), o).shape();
   auto filled = [](const Shape& s, double step) {
     std::vector<double> v(static_cast<size_t>(shape_numel(s)));
@@ -349,7 +338,7 @@ TEST_CASE("max_pool2d's backward pair is closed: the gather's backward is the sc
 }
 
 TEST_CASE("avg_pool2d's backward pair is closed: the adjoint's backward is avg_pool2d again") {
-  const Pool2dOptions o = pool({3, 3}, {2, 2}, {1, 1}, true, false);
+  const Pool2dOptions o = Pool2dOptions{{3, 3}, {2, 2}, {1, 1}, true, false};
   std::vector<double> xs(2 * 3 * 7 * 6);
   for (size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(0.9 * static_cast<double>(i));
   const Tensor x = Tensor::from_vector(xs, {2, 3, 7, 6}).set_requires_grad(true);
