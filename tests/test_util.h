@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <random>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -37,6 +38,17 @@ struct TempDir {
     return names;
   }
 };
+
+// n values drawn uniformly from [lo, hi) by std::mt19937 seeded with `seed`, rounded to T:
+// the same test data on every run and platform.
+template <class T = double>
+std::vector<T> uniform_values(size_t n, uint32_t seed, double lo = -1.0, double hi = 1.0) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> dist(lo, hi);
+  std::vector<T> v(n);
+  for (auto& e : v) e = static_cast<T>(dist(gen));
+  return v;
+}
 
 // The message of the dmix::Error that f throws, or "" when it throws none.
 inline std::string error_of(const std::function<void()>& f) {

@@ -179,7 +179,8 @@ bool prefer_deterministic() {
 // The largest of 16, 8, 4 bytes dividing every operand's address: the graph API's
 // vectorised kernels need to know it, so it is part of the key.
 int64_t pointer_alignment(const void* a, const void* b, const void* c) {
-  const uintptr_t bits = reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b) | reinterpret_cast<uintptr_t>(c);
+  const uintptr_t bits =
+      reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b) | reinterpret_cast<uintptr_t>(c);
   int64_t alignment = 16;
   while (alignment > 4 && bits % static_cast<uintptr_t>(alignment) != 0) alignment /= 2;
   return alignment;

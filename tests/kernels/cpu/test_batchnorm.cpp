@@ -7,19 +7,12 @@
 #include <vector>
 
 #include "kernels/cpu/batchnorm.h"
+#include "tests/test_util.h"
 
 namespace kc = dmix::kernels::cpu;
+using dmix::testing::uniform_values;
 
 namespace {
-
-template <class T>
-std::vector<T> random_vector(size_t n, unsigned seed, double lo, double hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> d(lo, hi);
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(d(rng));
-  return v;
-}
 
 struct NaiveStats {
   std::vector<long double> mean, var;
@@ -53,8 +46,8 @@ void check_forward_train(int64_t N, int64_t C, int64_t S, bool affine) {
   CAPTURE(affine);
   const double eps = 1e-5;
   // A large common offset: a one-pass sum-of-squares variance would lose it.
-  auto x = random_vector<T>(N * C * S, 1, 99.0, 101.0);
-  auto w = random_vector<T>(C, 2, 0.5, 1.5), b = random_vector<T>(C, 3, -1.0, 1.0);
+  auto x = uniform_values<T>(N * C * S, 1, 99.0, 101.0);
+  auto w = uniform_values<T>(C, 2, 0.5, 1.5), b = uniform_values<T>(C, 3, -1.0, 1.0);
   std::vector<T> y(x.size()), mean(C), invstd(C), var(C);
   kc::batch_norm_forward_train(x.data(), N, C, S, affine ? w.data() : nullptr, affine ? b.data() : nullptr, eps,
                                y.data(), mean.data(), invstd.data(), var.data());
@@ -85,8 +78,8 @@ void check_backward_train(int64_t N, int64_t C, int64_t S, bool affine) {
   CAPTURE(S);
   CAPTURE(affine);
   const double eps = 1e-5;
-  auto x = random_vector<T>(N * C * S, 4, -2.0, 3.0), g = random_vector<T>(N * C * S, 5, -1.0, 1.0);
-  auto w = random_vector<T>(C, 6, 0.5, 1.5);
+  auto x = uniform_values<T>(N * C * S, 4, -2.0, 3.0), g = uniform_values<T>(N * C * S, 5, -1.0, 1.0);
+  auto w = uniform_values<T>(C, 6, 0.5, 1.5);
   std::vector<T> y(x.size()), mean(C), invstd(C);
   kc::batch_norm_forward_train<T>(x.data(), N, C, S, nullptr, nullptr, eps, y.data(), mean.data(), invstd.data(),
                                   nullptr);
@@ -142,7 +135,7 @@ TEST_CASE("batch_norm_backward_train matches the naive formula") {
 
 TEST_CASE("batch_norm_backward_train leaves out unwanted outputs") {
   const int64_t N = 2, C = 3, S = 40;
-  auto x = random_vector<double>(N * C * S, 7, -1, 1), g = random_vector<double>(N * C * S, 8, -1, 1);
+  auto x = uniform_values<double>(N * C * S, 7, -1, 1), g = uniform_values<double>(N * C * S, 8, -1, 1);
   std::vector<double> y(x.size()), mean(C), invstd(C), gw(C, 42.0), gb(C), gx(x.size());
   kc::batch_norm_forward_train<double>(x.data(), N, C, S, nullptr, nullptr, 1e-5, y.data(), mean.data(),
                                        invstd.data(), nullptr);
@@ -160,7 +153,7 @@ TEST_CASE("batch_norm_apply uses the given statistics") {
   const int64_t N = 3, C = 4;
   for (int64_t S : {1, 5, 40}) {
     CAPTURE(S);
-    auto x = random_vector<double>(N * C * S, 9, -1, 1);
+    auto x = uniform_values<double>(N * C * S, 9, -1, 1);
     std::vector<double> mean = {0.1, -0.2, 0.3, 0.0}, invstd = {1.0, 2.0, 0.5, 3.0}, w = {1, 2, 3, 4},
                         b = {0.5, 0.0, -0.5, 1.0}, y(x.size());
     kc::batch_norm_apply(x.data(), N, C, S, mean.data(), invstd.data(), w.data(), b.data(), y.data());
@@ -179,7 +172,7 @@ TEST_CASE("batch_norm kernels give the same bits for any thread count") {
   for (Size z : {Size{8, 8, 600}, Size{64, 600, 1}, Size{64, 200, 3}}) {
     const int64_t N = z.N, C = z.C, S = z.S;
     CAPTURE(S);
-    auto x = random_vector<float>(N * C * S, 10, -1, 1), g = random_vector<float>(N * C * S, 11, -1, 1);
+    auto x = uniform_values<float>(N * C * S, 10, -1, 1), g = uniform_values<float>(N * C * S, 11, -1, 1);
     auto run = [&](int threads) {
       const int before = omp_get_max_threads();
       omp_set_num_threads(threads);

@@ -11,10 +11,12 @@
 #include <vector>
 
 #include "kernels/cpu/conv2d.h"
+#include "tests/test_util.h"
 
 namespace {
 
 using dmix::kernels::cpu::Conv2dGeometry;
+using dmix::testing::uniform_values;
 
 struct Config {
   const char* name;
@@ -114,14 +116,6 @@ std::vector<double> reference_backward_weight(const Conv2dGeometry& g, const std
   return gw;
 }
 
-std::vector<double> random_values(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> dist(-1.0, 1.0);
-  std::vector<double> v(n);
-  for (auto& e : v) e = dist(gen);
-  return v;
-}
-
 template <class T>
 std::vector<T> cast(const std::vector<double>& v) {
   return std::vector<T>(v.begin(), v.end());
@@ -143,10 +137,10 @@ double relative_error(const std::vector<T>& got, const std::vector<double>& want
 template <class T>
 void check_config(const Config& cfg, double tolerance) {
   const Conv2dGeometry& g = cfg.g;
-  const auto x = random_values(input_size(g), 1);
-  const auto w = random_values(weight_size(g), 2);
-  const auto bias = random_values(g.K, 3);
-  const auto gy = random_values(output_size(g), 4);
+  const auto x = uniform_values(size_t(input_size(g)), 1);
+  const auto w = uniform_values(size_t(weight_size(g)), 2);
+  const auto bias = uniform_values(size_t(g.K), 3);
+  const auto gy = uniform_values(size_t(output_size(g)), 4);
 
   std::vector<T> y(output_size(g), T(123));
   dmix::kernels::cpu::conv2d_forward<T>(g, cast<T>(x).data(), cast<T>(w).data(), nullptr, y.data());
@@ -184,9 +178,9 @@ TEST_CASE("conv2d kernel adjoints: <conv(x,w), gy> = <x, backward_input> = <w, b
   for (const Config& cfg : configs()) {
     CAPTURE(std::string(cfg.name));
     const Conv2dGeometry& g = cfg.g;
-    const auto x = random_values(input_size(g), 11);
-    const auto w = random_values(weight_size(g), 12);
-    const auto gy = random_values(output_size(g), 13);
+    const auto x = uniform_values(size_t(input_size(g)), 11);
+    const auto w = uniform_values(size_t(weight_size(g)), 12);
+    const auto gy = uniform_values(size_t(output_size(g)), 13);
     std::vector<double> y(output_size(g)), gx(input_size(g)), gw(weight_size(g));
     dmix::kernels::cpu::conv2d_forward<double>(g, x.data(), w.data(), nullptr, y.data());
     dmix::kernels::cpu::conv2d_backward_input<double>(g, gy.data(), w.data(), gx.data());
@@ -216,9 +210,9 @@ TEST_CASE("conv2d kernels give the reference for 1, 2 and 3 threads (chunking fo
 TEST_CASE("conv2d kernels called from inside an OpenMP parallel region (nested callers)") {
   // Each thread convolves its own batch; the kernels must then run on the calling thread.
   const Conv2dGeometry g = geometry(3, 8, 9, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-  const auto x = random_values(input_size(g), 21);
-  const auto w = random_values(weight_size(g), 22);
-  const auto gy = random_values(output_size(g), 23);
+  const auto x = uniform_values(size_t(input_size(g)), 21);
+  const auto w = uniform_values(size_t(weight_size(g)), 22);
+  const auto gy = uniform_values(size_t(output_size(g)), 23);
   const auto want_y = reference_forward(g, x, w, {});
   const auto want_gx = reference_backward_input(g, gy, w);
   const auto want_gw = reference_backward_weight(g, gy, x);

@@ -14,20 +14,13 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "tests/test_util.h"
 
 namespace {
 
 namespace kc = dmix::kernels::cpu;
+using dmix::testing::uniform_values;
 using kc::GemmBackend;
-
-template <class T>
-std::vector<T> random_vector(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> d(-1.0, 1.0);
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(d(rng));
-  return v;
-}
 
 // Restores the process-wide backend when a test that switches it ends.
 struct BackendGuard {
@@ -52,9 +45,9 @@ struct Problem {
     lda = a_cols + pad;
     ldb = b_cols + pad;
     ldc = N + pad;
-    A = random_vector<T>(size_t(a_rows * lda), seed);
-    B = random_vector<T>(size_t(b_rows * ldb), seed + 1);
-    C0 = random_vector<T>(size_t(M * ldc), seed + 2);
+    A = uniform_values<T>(size_t(a_rows * lda), seed);
+    B = uniform_values<T>(size_t(b_rows * ldb), seed + 1);
+    C0 = uniform_values<T>(size_t(M * ldc), seed + 2);
   }
   T a(int64_t i, int64_t k) const { return ta ? A[k * lda + i] : A[i * lda + k]; }
   T b(int64_t k, int64_t j) const { return tb ? B[j * ldb + k] : B[k * ldb + j]; }

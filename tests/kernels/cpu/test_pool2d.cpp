@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "kernels/cpu/pool2d.h"
+#include "tests/test_util.h"
 
 namespace {
 
 using dmix::kernels::cpu::Pool2dGeometry;
+using dmix::testing::uniform_values;
 using dmix::kernels::cpu::pool2d_output_size;
 
 struct PoolConfig {
@@ -44,14 +46,6 @@ Pool2dGeometry geometry(const PoolConfig& c) {
   g.out_h = pool2d_output_size(c.H, c.kh, c.sh, c.ph, c.ceil_mode);
   g.out_w = pool2d_output_size(c.W, c.kw, c.sw, c.pw, c.ceil_mode);
   return g;
-}
-
-std::vector<double> random_values(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> dist(-1.0, 1.0);
-  std::vector<double> v(n);
-  for (auto& e : v) e = dist(gen);
-  return v;
 }
 
 // Max over each window, visiting every kernel cell and skipping the padded ones.
@@ -148,7 +142,7 @@ TEST_CASE("max_pool2d kernels: values, indices, scatter and gather") {
     CAPTURE(std::string(c.name));
     const Pool2dGeometry g = geometry(c);
     const int64_t in_size = g.H * g.W, out_size = g.out_h * g.out_w;
-    const auto x = random_values(g.planes * in_size, 5);
+    const auto x = uniform_values(size_t(g.planes * in_size), 5);
     std::vector<double> want_y;
     std::vector<int64_t> want_idx;
     reference_max(g, x, want_y, want_idx);
@@ -166,8 +160,8 @@ TEST_CASE("max_pool2d kernels: values, indices, scatter and gather") {
     CHECK(idxf == want_idx);
 
     // scatter and gather are adjoint: <scatter(gy), v> = <gy, gather(v)>.
-    const auto gy = random_values(y.size(), 6);
-    const auto v = random_values(x.size(), 7);
+    const auto gy = uniform_values(y.size(), 6);
+    const auto v = uniform_values(x.size(), 7);
     std::vector<double> gx(x.size(), 99.0), gathered(y.size());
     dmix::kernels::cpu::max_pool2d_scatter<double>(g.planes, in_size, out_size, gy.data(), idx.data(), gx.data());
     dmix::kernels::cpu::max_pool2d_gather<double>(g.planes, in_size, out_size, v.data(), idx.data(),
@@ -201,7 +195,7 @@ TEST_CASE("avg_pool2d kernels: both divisor rules and the adjoint backward") {
       CAPTURE(std::string(c.name));
       CAPTURE(include_pad);
       const Pool2dGeometry g = geometry(c);
-      const auto x = random_values(g.planes * g.H * g.W, 8);
+      const auto x = uniform_values(size_t(g.planes * g.H * g.W), 8);
       const auto want = reference_avg(g, include_pad, x);
       std::vector<double> y(want.size());
       dmix::kernels::cpu::avg_pool2d_forward<double>(g, include_pad, x.data(), y.data());
@@ -211,7 +205,7 @@ TEST_CASE("avg_pool2d kernels: both divisor rules and the adjoint backward") {
       dmix::kernels::cpu::avg_pool2d_forward<float>(g, include_pad, xf.data(), yf.data());
       CHECK(max_abs_diff(yf, want) < 1e-6);
 
-      const auto gy = random_values(y.size(), 9);
+      const auto gy = uniform_values(y.size(), 9);
       std::vector<double> gx(x.size(), 99.0);
       dmix::kernels::cpu::avg_pool2d_backward<double>(g, include_pad, gy.data(), gx.data());
       CHECK(dot(gx, x) == doctest::Approx(dot(gy, y)).epsilon(1e-12));
@@ -229,13 +223,13 @@ TEST_CASE("adaptive_avg_pool2d kernels: PyTorch's bins and the adjoint backward"
     CAPTURE(c.oh);
     CAPTURE(c.ow);
     const int64_t planes = 3;
-    const auto x = random_values(planes * c.H * c.W, 10);
+    const auto x = uniform_values(size_t(planes * c.H * c.W), 10);
     const auto want = reference_adaptive(planes, c.H, c.W, c.oh, c.ow, x);
     std::vector<double> y(want.size());
     dmix::kernels::cpu::adaptive_avg_pool2d_forward<double>(planes, c.H, c.W, c.oh, c.ow, x.data(), y.data());
     CHECK(max_abs_diff(y, want) < 1e-14);
 
-    const auto gy = random_values(y.size(), 11);
+    const auto gy = uniform_values(y.size(), 11);
     std::vector<double> gx(x.size(), 99.0);
     dmix::kernels::cpu::adaptive_avg_pool2d_backward<double>(planes, c.H, c.W, c.oh, c.ow, gy.data(), gx.data());
     CHECK(dot(gx, x) == doctest::Approx(dot(gy, y)).epsilon(1e-12));

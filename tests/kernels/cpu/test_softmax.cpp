@@ -6,19 +6,12 @@
 #include <vector>
 
 #include "kernels/cpu/softmax.h"
+#include "tests/test_util.h"
 
 namespace kc = dmix::kernels::cpu;
+using dmix::testing::uniform_values;
 
 namespace {
-
-template <class T>
-std::vector<T> random_vector(size_t n, unsigned seed, double lo, double hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> d(lo, hi);
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(d(rng));
-  return v;
-}
 
 // Direct definition, no max shift: fine in long double for the ranges used here.
 template <class T>
@@ -42,7 +35,7 @@ void check_case(int64_t outer, int64_t n, int64_t inner, double lo, double hi) {
   CAPTURE(n);
   CAPTURE(inner);
   const double tol = sizeof(T) == 4 ? 3e-6 : 1e-14;
-  auto x = random_vector<T>(outer * n * inner, 7, lo, hi);
+  auto x = uniform_values<T>(outer * n * inner, 7, lo, hi);
   for (bool log : {false, true}) {
     CAPTURE(log);
     std::vector<T> y(x.size());
@@ -87,7 +80,7 @@ TEST_CASE("softmax is stable for large logits") {
 }
 
 TEST_CASE("softmax rows sum to one") {
-  auto x = random_vector<float>(3 * 50 * 4, 3, -10, 10);
+  auto x = uniform_values<float>(3 * 50 * 4, 3, -10, 10);
   std::vector<float> y(x.size());
   kc::softmax(x.data(), 3, 50, 4, y.data());
   for (int64_t o = 0; o < 3; ++o)
