@@ -5,7 +5,9 @@
 #   dmix bench ops --device cuda                (twice: cuDNN deterministic, then not)
 #   dmix bench --model resnet50 --batch 32 --train --device cuda
 #   dmix bench --model pyramidnet110_a64 --batch 64 --train --device cuda
-# and print a summary. Logs: build-gpu/gpu-tests.log, build-gpu/gpu-bench-*.log.
+# then, where PyTorch with CUDA is installed, scripts/torch_cuda_reference.py on the same
+# workloads and a side-by-side table (scripts/compare-torch.py), and print a summary.
+# Logs: build-gpu/gpu-tests.log, build-gpu/gpu-bench-*.log, build-gpu/compare-torch-*.md.
 # Exit status: 0 when the GPU tests pass on a GPU; 1 when the build or a test fails (the
 # benchmarks still run, for the figures, but the script fails); 2 when no GPU was found
 # (everything built, but every GPU case was skipped). A benchmark that fails is reported
@@ -95,6 +97,35 @@ else
   bench_summary="  skipped (no GPU the CUDA runtime can use)"$'\n'
 fi
 
+# ---- PyTorch beside dmix, where this machine has PyTorch with CUDA ----------------------------
+# The same workloads through scripts/torch_cuda_reference.py, twice: PyTorch's default
+# (cuDNN may pick non-deterministic algorithms), paired with the ops-nondeterministic run,
+# and --deterministic, paired with dmix's default runs. Tables: build-gpu/compare-torch-*.md.
+# DMIX_TORCH_REFERENCE names the folder holding ../shared/bench/torch_reference.py.
+torch_summary="  skipped (no PyTorch with CUDA, or no torch_reference.py, here)"$'\n'
+reference_dir="${DMIX_TORCH_REFERENCE:-../shared/bench}"
+if [ "$cuda_sees_gpu" = yes ] && [ -f "$reference_dir/torch_reference.py" ] &&
+  python3 -c 'import sys, torch, torchvision; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  torch_summary=""
+  for mode in default deterministic; do
+    flag=""
+    [ "$mode" = deterministic ] && flag=--deterministic
+    echo "gpu-check: python3 scripts/torch_cuda_reference.py $flag"
+    if python3 scripts/torch_cuda_reference.py --reference "$reference_dir" $flag > "build-gpu/torch-$mode.json"; then
+      if [ "$mode" = default ]; then
+        logs=(build-gpu/gpu-bench-ops-nondeterministic.log)
+      else
+        logs=(build-gpu/gpu-bench-ops.log build-gpu/gpu-bench-resnet50.log build-gpu/gpu-bench-pyramidnet110.log)
+      fi
+      python3 scripts/compare-torch.py "build-gpu/torch-$mode.json" "${logs[@]}" > "build-gpu/compare-torch-$mode.md"
+      torch_summary+="  PyTorch $mode (build-gpu/compare-torch-$mode.md):"$'\n'
+      torch_summary+=$(sed 's/^/    /' "build-gpu/compare-torch-$mode.md")$'\n'
+    else
+      torch_summary+="  PyTorch $mode: the reference script failed"$'\n'
+    fi
+  done
+fi
+
 # ---- summary ---------------------------------------------------------------------------------
 echo
 echo "==== gpu-check summary ===="
@@ -104,6 +135,8 @@ echo "tests:        $(grep -E '^\[doctest\] test cases:' build-gpu/gpu-tests.log
 echo "assertions:   $(grep -E '^\[doctest\] assertions:' build-gpu/gpu-tests.log | tail -n 1 | sed 's/^\[doctest\] //')"
 echo "benchmarks:"
 printf '%s' "$bench_summary"
+echo "beside PyTorch (ratio: dmix's speed relative to PyTorch's):"
+printf '%s' "$torch_summary"
 
 if [ "$tests_failed" = yes ]; then
   echo

@@ -40,6 +40,13 @@ namespace {
 
 using Figures = std::map<std::string, double>;
 
+// One "  key  value" line a figure, six significant digits (a GPU convolution takes a
+// fraction of a millisecond); scripts/compare-torch.py reads these lines.
+void print_figure(const std::string& key, double value) { std::printf("  %-48s %14.6g\n", key.c_str(), value); }
+void print_figures(const Figures& figures) {
+  for (const auto& [key, value] : figures) print_figure(key, value);
+}
+
 double sgemm_gflops(int64_t n, kernels::cpu::GemmBackend backend) {
   Generator gen(0);
   Tensor a = gen.normal({n, n}), b = gen.normal({n, n}), c = Tensor::empty({n, n});
@@ -288,7 +295,7 @@ void add_bench_command(CLI::App& app) {
     } else {
       std::printf("dmix bench: %s, batch %lld, %s\n", mo->model.c_str(), (long long)mo->batch,
                   describe(target).c_str());
-      for (const auto& [key, value] : figures) std::printf("  %-44s %12.2f\n", key.c_str(), value);
+      print_figures(figures);
     }
     return 0;
   });
@@ -318,7 +325,7 @@ void add_bench_command(CLI::App& app) {
         return 0;
       }
       std::printf("dmix bench ops: %s\n", describe(target).c_str());
-      for (const auto& [key, value] : figures) std::printf("  %-44s %10.2f\n", key.c_str(), value);
+      print_figures(figures);
       return 0;
     }
     const auto figures = op_workloads(opt->gemm == "handwritten");
@@ -328,12 +335,12 @@ void add_bench_command(CLI::App& app) {
       return 0;
     }
     std::printf("dmix bench ops: %s, GEMM behind conv: %s\n", describe(target).c_str(), opt->gemm.c_str());
-    for (const auto& [key, value] : figures) std::printf("  %-40s %10.2f\n", key.c_str(), value);
+    print_figures(figures);
     using kernels::cpu::GemmBackend;
     const GemmBackend other = opt->gemm == "handwritten" ? GemmBackend::OpenBLAS : GemmBackend::Handwritten;
     for (int64_t n : {1024, 2048})
-      std::printf("  %-40s %10.2f\n", ("sgemm_" + std::to_string(n) + "_gflops (" + kernels::cpu::gemm_backend_name(other) + ")").c_str(),
-                  sgemm_gflops(n, other));
+      print_figure("sgemm_" + std::to_string(n) + "_gflops (" + kernels::cpu::gemm_backend_name(other) + ")",
+                   sgemm_gflops(n, other));
     return 0;
   });
 }

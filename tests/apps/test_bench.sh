@@ -18,6 +18,27 @@ for key in ("pyramidnet11_a24_fmnist_train_b4_ips", "pyramidnet11_a24_fmnist_inf
     assert models[key] > 0, (key, models[key])
 PY
 
+echo "== scripts/compare-torch.py: dmix beside PyTorch, ratio = speed relative to PyTorch"
+compare="$(dirname "$0")/../../scripts/compare-torch.py"
+python3 - "$work/model.json" "$work/torch.json" <<'PY'
+import json, sys
+dmix = json.load(open(sys.argv[1]))
+dmix = dmix.get("models", dmix)
+ips = dmix["pyramidnet11_a24_fmnist_train_b4_ips"]
+# PyTorch twice as fast at training, and a time figure dmix lacks.
+json.dump({"torch": "test", "models": {"pyramidnet11_a24_fmnist_train_b4_ips": 2 * ips, "other_ms": 1.0}},
+          open(sys.argv[2], "w"))
+PY
+printf '  conv3x3_64_64_32x32_b64_cudnn_graph_fwd_ms        0.2\n  conv3x3_64_64_32x32_b64_fwd_ms   0.4\n' > "$work/ops.log"
+printf '{"ops": {"conv3x3_64_64_32x32_b64_fwd_ms": 0.1}}' > "$work/torch-ops.json"
+python3 "$compare" "$work/torch.json" "$work/model.json" > "$work/table.md"
+grep -q "| pyramidnet11_a24_fmnist_train_b4_ips | default | model.json | .* | 0.50 |" "$work/table.md"
+python3 "$compare" "$work/torch-ops.json" "$work/ops.log" > "$work/table.md"
+grep -q "| conv3x3_64_64_32x32_b64_fwd_ms | cudnn_graph | ops.log | 0.2 | 0.1 | 0.50 |" "$work/table.md"
+grep -q "| conv3x3_64_64_32x32_b64_fwd_ms | default | ops.log | 0.4 | 0.1 | 0.25 |" "$work/table.md"
+if python3 "$compare" "$work/missing.json" "$work/ops.log" 2> "$work/err.txt"; then echo "expected failure"; exit 1; fi
+grep -q "cannot read PyTorch figures" "$work/err.txt"
+
 echo "== bench mix: every method, and its share of a training step"
 "$dmix" bench mix --batch 8 --size 16 --num-classes 10 --reps 1 --model pyramidnet11_a24 --json --threads 1 > "$work/mix.json"
 python3 - "$work/mix.json" <<'PY'
