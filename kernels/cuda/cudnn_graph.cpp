@@ -235,6 +235,7 @@ std::vector<Descriptor> engine_configs(const Descriptor& graph, cudnnBackendHeur
       cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
                                &count, nullptr),
       what);
+  if (count <= 0) return {};
   std::vector<Descriptor> configs;
   std::vector<cudnnBackendDescriptor_t> raw;
   for (int64_t i = 0; i < count; ++i) {
@@ -245,7 +246,7 @@ std::vector<Descriptor> engine_configs(const Descriptor& graph, cudnnBackendHeur
   check_cudnn(cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
                                        count, &returned, raw.data()),
               what);
-  configs.erase(configs.begin() + std::min(returned, count), configs.end());
+  configs.erase(configs.begin() + std::clamp<int64_t>(returned, 0, count), configs.end());
   return configs;
 }
 
