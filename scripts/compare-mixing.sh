@@ -5,7 +5,9 @@
 #   bash scripts/compare-mixing.sh [OUT_DIR] [extra dmix train flags...]
 # Defaults: pyramidnet11_a48_basic, batch 64, the first 10000 training images, 3 epochs,
 # no per-image augmentation, K=3 (DMixup, DCutMix), alpha=1, every batch mixed (p=1),
-# seeds 1-3, the full 10000-image test set. Set METHODS / SEEDS to change what is compared.
+# seeds 1-3, the full 10000-image test set. Set METHODS / SEEDS to change what is compared;
+# extra flags come last and win, e.g. the README's longer budget:
+#   SEEDS="1 2" bash scripts/compare-mixing.sh runs/compare-long --limit-train 20000 --epochs 15
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-runs/compare-mixing}"
