@@ -480,12 +480,7 @@ std::vector<TimedPlan> time_graph_plans(const Call& call, Pass pass, const float
   std::vector<std::string> skipped;
   std::vector<std::unique_ptr<CudnnGraphPlan>> plans =
       cudnn_graph_plans(pass, call.g, pointer_alignment(a, b, c), strict_fp32<float>(), call.handle,
-                        cudnn_workspace_limit(), &skipped);
-  if (plans.size() > kMaxTimedGraphPlans) {
-    skipped.push_back(std::to_string(plans.size() - kMaxTimedGraphPlans) + " plans ranked below the first " +
-                      std::to_string(kMaxTimedGraphPlans) + ": not timed");
-    plans.resize(kMaxTimedGraphPlans);
-  }
+                        cudnn_workspace_limit(), kMaxTimedGraphPlans, &skipped);
   std::vector<size_t> sizes;
   for (const auto& plan : plans) sizes.push_back(plan->workspace_bytes());
   DeviceScratch workspace = timing_workspace(sizes, call.device);

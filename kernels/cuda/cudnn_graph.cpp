@@ -321,7 +321,7 @@ void cudnn_graph_describe(ConvPass pass, const cpu::Conv2dGeometry& g, int64_t a
 std::vector<std::unique_ptr<CudnnGraphPlan>> cudnn_graph_plans(ConvPass pass, const cpu::Conv2dGeometry& g,
                                                                int64_t alignment, bool strict_fp32,
                                                                cudnnHandle_t handle, size_t workspace_limit,
-                                                               std::vector<std::string>* skipped) {
+                                                               size_t max_plans, std::vector<std::string>* skipped) {
   const std::shared_ptr<CudnnGraphPlan::Parts> parts = describe(pass, g, alignment);
   const cudnnBackendDescriptor_t nodes[] = {parts->node.get()};
   parts->graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, nodes);
@@ -338,6 +338,11 @@ std::vector<std::unique_ptr<CudnnGraphPlan>> cudnn_graph_plans(ConvPass pass, co
   std::set<int64_t> ranked;  // engines heuristics mode A named
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
     for (Descriptor& config : engine_configs(parts->graph, mode)) {
+      if (plans.size() == max_plans) {
+        if (skipped) skipped->push_back("configurations ranked below the first " + std::to_string(max_plans) +
+                                        " plans: not tried");
+        return plans;
+      }
       EngineInfo engine;
       try {
         engine = engine_info(config.get());

@@ -56,10 +56,11 @@ class CudnnGraphPlan {
 // a handle or a GPU. Throws dmix::Error naming the descriptor cuDNN rejects.
 void cudnn_graph_describe(ConvPass pass, const cpu::Conv2dGeometry& g, int64_t alignment);
 
-// The plans cuDNN offers for `pass` of the f32 convolution `g` on tensors whose base
-// pointers are all `alignment`-byte aligned (4, 8 or 16): the configurations of its
-// heuristics (mode A), then those of its fallback list for engines mode A did not name,
-// in that order. Left out, each with one line in `skipped` (when given) saying why:
+// The first `max_plans` plans cuDNN offers for `pass` of the f32 convolution `g` on
+// tensors whose base pointers are all `alignment`-byte aligned (4, 8 or 16): the
+// configurations of its heuristics (mode A), then those of its fallback list for engines
+// mode A did not name, in that order; configurations ranked below them are not
+// finalised (finalising costs host time). Left out, each with one line in `skipped` (when given) saying why:
 // configurations that do not finalise on this handle's device, that need more than
 // `workspace_limit` bytes, that compile kernels at run time (seconds per shape), and in
 // strict fp32 those whose numerics use tensor cores (TF32) or convert inputs down.
@@ -67,7 +68,7 @@ void cudnn_graph_describe(ConvPass pass, const cpu::Conv2dGeometry& g, int64_t a
 std::vector<std::unique_ptr<CudnnGraphPlan>> cudnn_graph_plans(ConvPass pass, const cpu::Conv2dGeometry& g,
                                                                int64_t alignment, bool strict_fp32,
                                                                cudnnHandle_t handle, size_t workspace_limit,
-                                                               std::vector<std::string>* skipped);
+                                                               size_t max_plans, std::vector<std::string>* skipped);
 
 }  // namespace dmix::kernels::cuda
 #endif
