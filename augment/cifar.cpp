@@ -17,7 +17,7 @@
 #include "augment/datasets.h"
 #include "engine/error.h"
 
-namespace dmix::data {
+namespace dmix::augment {
 
 namespace {
 
@@ -156,4 +156,4 @@ Dataset load_cifar10(const std::string& dir, bool train) { return load_cifar(cif
 
 Dataset load_cifar100(const std::string& dir, bool train) { return load_cifar(cifar100_format(train), dir); }
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

@@ -17,7 +17,7 @@
 
 #include "engine/tensor.h"
 
-namespace dmix::data {
+namespace dmix::augment {
 
 // Images decoded one at a time, on demand. Every image has channels() channels; height
 // and width are each image's own. decode() is called from several loader threads at once.
@@ -109,4 +109,4 @@ ClassIndex load_class_index(const std::string& path);
 // one the class-index file does not name is a dmix::Error. Dataset::name is "folder".
 Dataset load_image_folder(const std::string& dir, bool train, const std::string& class_index_path = "");
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

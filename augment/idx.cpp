@@ -17,7 +17,7 @@
 #include "augment/datasets.h"
 #include "engine/error.h"
 
-namespace dmix::data {
+namespace dmix::augment {
 
 namespace {
 
@@ -183,4 +183,4 @@ Dataset load_fashion_mnist(const std::string& dir, bool train) {
   return d;
 }
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

@@ -39,7 +39,7 @@
 #include <stb/stb_image.h>
 #pragma GCC diagnostic pop
 
-namespace dmix::data {
+namespace dmix::augment {
 
 namespace fs = std::filesystem;
 
@@ -383,4 +383,4 @@ Dataset load_image_folder(const std::string& dir, bool train, const std::string&
   return d;
 }
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

@@ -11,7 +11,7 @@
 #include "engine/error.h"
 #include "kernels/cpu/random.h"
 
-namespace dmix::data {
+namespace dmix::augment {
 
 namespace {
 
@@ -289,4 +289,4 @@ bool DataLoader::next(Batch& out) {
   return true;
 }
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

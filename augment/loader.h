@@ -37,7 +37,7 @@
 #include "augment/transforms.h"
 #include "engine/tensor.h"
 
-namespace dmix::data {
+namespace dmix::augment {
 
 struct LoaderOptions {
   int64_t batch_size = 128;
@@ -127,4 +127,4 @@ std::vector<int64_t> load_subset_file(const std::string& path, int64_t dataset_s
 // Checks a subset in memory the same way (what names the source in messages).
 void validate_subset(const std::vector<int64_t>& subset, int64_t dataset_size, const std::string& what);
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

@@ -19,7 +19,7 @@
 #include "kernels/cuda/mixing.h"
 #include "kernels/cuda/runtime.h"
 
-namespace dmix::data {
+namespace dmix::augment {
 namespace {
 
 constexpr const char* kOp = "mix_batch";
@@ -495,4 +495,4 @@ MixedBatch mix_batch(const Tensor& images, const Tensor& labels, const Tensor& i
   return out;
 }
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

@@ -62,7 +62,7 @@
 #include "engine/rng.h"
 #include "engine/tensor.h"
 
-namespace dmix::data {
+namespace dmix::augment {
 
 enum class MixMethod { None, Cutout, Mixup, CutMix, DMixup, DCutMix, SaliencyDCutMix };
 
@@ -137,4 +137,4 @@ std::vector<double> ring_weights(const std::vector<PatchBox>& boxes, int64_t H, 
 // (CutMix's and Cutout's box).
 PatchBox centred_clipped_box(int64_t H, int64_t W, int64_t cut_h, int64_t cut_w, int64_t cy, int64_t cx);
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

@@ -6,7 +6,7 @@
 
 #include "engine/error.h"
 
-namespace dmix::data {
+namespace dmix::augment {
 namespace {
 
 constexpr int64_t kSpectralSize = 64;  // the working resolution of the spectral residual
@@ -304,4 +304,4 @@ std::pair<int64_t, int64_t> argmax_pixel(const std::vector<float>& map, int64_t 
   return {i / W, i % W};
 }
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

@@ -38,7 +38,7 @@
 #include <utility>
 #include <vector>
 
-namespace dmix::data {
+namespace dmix::augment {
 
 enum class SaliencyDetector { SpectralResidual, FineGrained };
 
@@ -65,4 +65,4 @@ void fft2d(std::complex<double>* data, int64_t rows, int64_t cols, bool inverse)
 // Bilinear resize of one H x W plane to outH x outW (the convention above).
 void resize_bilinear(const float* src, int64_t H, int64_t W, float* dst, int64_t outH, int64_t outW);
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

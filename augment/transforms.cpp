@@ -16,7 +16,7 @@
 #include "engine/error.h"
 #include "kernels/philox.h"
 
-namespace dmix::data {
+namespace dmix::augment {
 
 namespace pk = kernels;
 
@@ -520,4 +520,4 @@ void apply(const Pipeline& p, const uint8_t* src, int64_t C, int64_t H, int64_t 
   if (!p.mean.empty()) normalize(dst, C, HW, p.mean.data(), p.std.data());
 }
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

@@ -28,7 +28,7 @@
 #include <utility>
 #include <vector>
 
-namespace dmix::data {
+namespace dmix::augment {
 
 // ---- randomness ----
 
@@ -162,4 +162,4 @@ void add_lighting(float* img, int64_t C, int64_t HW, const LightingParams& p, co
 // (x - mean[c]) / std[c], in place.
 void normalize(float* img, int64_t C, int64_t HW, const float* mean, const float* std);
 
-}  // namespace dmix::data
+}  // namespace dmix::augment

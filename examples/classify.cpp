@@ -49,10 +49,10 @@ int main(int argc, char** argv) try {
   }
 
   // What the host program owns: n raw grey 28 x 28 images, and a float buffer for the model.
-  const data::Dataset test = load_dataset("fashion-mnist", "", false);
+  const augment::Dataset test = load_dataset("fashion-mnist", "", false);
   const int64_t n = 8, C = 1, H = 28, W = 28;
   const uint8_t* pixels = test.images.data<uint8_t>();
-  const data::Pipeline eval = data::eval_pipeline("fashion-mnist");
+  const augment::Pipeline eval = augment::eval_pipeline("fashion-mnist");
   std::vector<float> input(size_t(n * C * H * W));
   for (size_t i = 0; i < input.size(); ++i) input[i] = (pixels[i] / 255.0f - eval.mean[0]) / eval.std[0];
 

@@ -13,8 +13,8 @@ int main(int argc, char** argv) try {
   const std::string out = argc > 4 ? argv[4] : "fashion_mnist.safetensors";
 
   auto train = dmix::load_dataset("fashion-mnist", "", true), test = dmix::load_dataset("fashion-mnist", "", false);
-  dmix::data::DataLoader train_loader(train, dmix::loader_options(train, true, 64, limit));
-  dmix::data::DataLoader test_loader(test, dmix::loader_options(test, false, 256, limit > 0 ? 1000 : 0));
+  dmix::augment::DataLoader train_loader(train, dmix::loader_options(train, true, 64, limit));
+  dmix::augment::DataLoader test_loader(test, dmix::loader_options(test, false, 256, limit > 0 ? 1000 : 0));
   const dmix::ModelSpec spec{"pyramidnet11_a24", 10, 1};
   auto model = dmix::build_model(spec, device);
   auto optimizer = dmix::make_optimizer("sgd", *model, 0.05, 5e-4);
@@ -25,9 +25,9 @@ int main(int argc, char** argv) try {
     train_loader.start_epoch(epoch);
     double loss = 0;
     int64_t i = 0;
-    for (dmix::data::Batch b; train_loader.next(b); ++i) {
+    for (dmix::augment::Batch b; train_loader.next(b); ++i) {
       optimizer->lr = schedule.lr_at(epoch + double(i) / double(train_loader.batches_per_epoch()));
-      auto mixed = dmix::data::mix_batch(b.images, b.labels, b.indices, 10, mix, dmix::default_generator());
+      auto mixed = dmix::augment::mix_batch(b.images, b.labels, b.indices, 10, mix, dmix::default_generator());
       loss += dmix::train_step(*model, *optimizer, mixed.images, mixed.targets);
     }
     std::printf("epoch %d/%d: train loss %.4f, test accuracy %.2f%%\n", epoch + 1, epochs, loss / double(i),

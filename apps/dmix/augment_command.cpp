@@ -89,7 +89,7 @@ struct Canvas {
   }
 };
 
-std::string class_name(const data::Dataset& d, int64_t c) {
+std::string class_name(const augment::Dataset& d, int64_t c) {
   return c >= 0 && c < static_cast<int64_t>(d.class_names.size()) ? d.class_names[static_cast<size_t>(c)]
                                                                    : std::to_string(c);
 }
@@ -108,29 +108,29 @@ int run_augment(const AugmentOptions& o) {
   check(o.batch > 0 && o.count > 0 && o.scale > 0 && o.columns > 0, op,
         "--batch, --count, --scale and --columns must be positive");
   check(o.count <= o.batch, op, "--count ", o.count, " is larger than --batch ", o.batch);
-  data::MixOptions mix;
-  mix.method = data::parse_mix_method(o.mix);
+  augment::MixOptions mix;
+  mix.method = augment::parse_mix_method(o.mix);
   mix.k = o.k;
   mix.alpha = o.alpha;
   mix.prob = o.prob;
   mix.cutout_length = o.cutout_length;
-  mix.detector = data::parse_saliency_detector(o.saliency);
+  mix.detector = augment::parse_saliency_detector(o.saliency);
 
-  const data::Dataset dataset = load_dataset(o.dataset, o.data, true, o.class_index);
-  data::LoaderOptions lo;
+  const augment::Dataset dataset = load_dataset(o.dataset, o.data, true, o.class_index);
+  augment::LoaderOptions lo;
   lo.batch_size = std::min<int64_t>(o.batch, dataset.size());
   lo.shuffle = true;
   lo.seed = o.seed;
   lo.num_workers = 0;
-  lo.pipeline = data::eval_pipeline(dataset.name, preset_image_size(o.dataset, o.image_size));
+  lo.pipeline = augment::eval_pipeline(dataset.name, preset_image_size(o.dataset, o.image_size));
   mix.mean = lo.pipeline.mean;
   mix.std = lo.pipeline.std;
-  data::DataLoader loader(dataset, lo);
-  data::Batch batch;
+  augment::DataLoader loader(dataset, lo);
+  augment::Batch batch;
   check(loader.next(batch), op, "the dataset ", o.dataset, " is empty");
 
   Generator gen(o.seed);
-  const data::MixedBatch mixed = data::mix_batch(batch.images, batch.labels, batch.indices, dataset.num_classes, mix, gen);
+  const augment::MixedBatch mixed = augment::mix_batch(batch.images, batch.labels, batch.indices, dataset.num_classes, mix, gen);
   const int64_t B = mixed.images.size(0), C = mixed.images.size(1), H = mixed.images.size(2), W = mixed.images.size(3);
   const int64_t n = std::min(o.count, B);
   const float* images = mixed.images.data<float>();
@@ -171,20 +171,20 @@ int run_augment(const AugmentOptions& o) {
   if (!o.json.empty()) {
     nlohmann::json j;
     j["dataset"] = dataset.name;
-    j["mix"] = data::mix_method_name(mix.method);
+    j["mix"] = augment::mix_method_name(mix.method);
     j["k"] = mix.k;
     j["alpha"] = mix.alpha;
     j["prob"] = mix.prob;
     j["seed"] = o.seed;
     j["mixed"] = mixed.mixed;
-    if (mix.method == data::MixMethod::Cutout) j["cutout_length"] = mix.cutout_length;
-    if (mix.method == data::MixMethod::SaliencyDCutMix) j["saliency"] = data::saliency_detector_name(mix.detector);
+    if (mix.method == augment::MixMethod::Cutout) j["cutout_length"] = mix.cutout_length;
+    if (mix.method == augment::MixMethod::SaliencyDCutMix) j["saliency"] = augment::saliency_detector_name(mix.detector);
     j["image_shape"] = {C, H, W};
     j["class_names"] = dataset.class_names;
     j["samples"] = nlohmann::json::array();
     for (int64_t s = 0; s < n; ++s) {
       nlohmann::json comps = nlohmann::json::array();
-      for (const data::MixComponent& c : mixed.components[static_cast<size_t>(s)])
+      for (const augment::MixComponent& c : mixed.components[static_cast<size_t>(s)])
         comps.push_back({{"index", c.index}, {"class", c.label}, {"weight", c.weight}});
       nlohmann::json soft = nlohmann::json::array();
       for (const auto& [c, w] : ranked(targets + s * dataset.num_classes, dataset.num_classes))
@@ -198,10 +198,10 @@ int run_augment(const AugmentOptions& o) {
   }
 
   std::printf("augment: %s on %lld of %lld %s training images (seed %llu), %s; wrote %s%s%s\n",
-              data::mix_method_name(mix.method), static_cast<long long>(n), static_cast<long long>(B),
+              augment::mix_method_name(mix.method), static_cast<long long>(n), static_cast<long long>(B),
               dataset.name.c_str(), static_cast<unsigned long long>(o.seed),
               mixed.mixed                              ? "mixed"
-              : mix.method == data::MixMethod::None ? "unchanged"
+              : mix.method == augment::MixMethod::None ? "unchanged"
                                                     : "not mixed (the --mix-prob gate said no)",
               o.out.c_str(),
               o.json.empty() ? "" : " and ", o.json.c_str());

@@ -63,19 +63,19 @@ int run_bench_mix(const MixBenchOptions& o) {
   const Tensor labels = data_gen.randint({o.batch}, 0, o.classes);
   const Tensor indices = Tensor::arange(o.batch);
 
-  const std::vector<data::MixMethod> methods = {data::MixMethod::Cutout, data::MixMethod::Mixup,
-                                                data::MixMethod::CutMix, data::MixMethod::DMixup,
-                                                data::MixMethod::DCutMix, data::MixMethod::SaliencyDCutMix};
+  const std::vector<augment::MixMethod> methods = {augment::MixMethod::Cutout, augment::MixMethod::Mixup,
+                                                augment::MixMethod::CutMix, augment::MixMethod::DMixup,
+                                                augment::MixMethod::DCutMix, augment::MixMethod::SaliencyDCutMix};
   std::map<std::string, double> ms_per_batch;
-  for (data::MixMethod m : methods) {
-    data::MixOptions mix;
+  for (augment::MixMethod m : methods) {
+    augment::MixOptions mix;
     mix.method = m;
     mix.k = o.k;
     mix.alpha = o.alpha;
     mix.cutout_length = std::max<int64_t>(1, o.size / 2);
     Generator gen(11);
-    ms_per_batch[data::mix_method_name(m)] =
-        1e3 * median_seconds(t, [&] { data::mix_batch(images, labels, indices, o.classes, mix, gen); }, 2, o.reps);
+    ms_per_batch[augment::mix_method_name(m)] =
+        1e3 * median_seconds(t, [&] { augment::mix_batch(images, labels, indices, o.classes, mix, gen); }, 2, o.reps);
   }
   double step_ms = 0;
   if (!o.model.empty()) {
@@ -99,9 +99,9 @@ int run_bench_mix(const MixBenchOptions& o) {
               o.device.c_str(), kernels::cpu::num_threads());
   if (step_ms > 0) std::printf("  %s training step: %.1f ms\n", o.model.c_str(), step_ms);
   std::printf("  %-18s %12s %12s%s\n", "method", "ms/batch", "images/s", step_ms > 0 ? "   share of mix+step" : "");
-  for (data::MixMethod m : methods) {
-    const double ms = ms_per_batch[data::mix_method_name(m)];
-    std::printf("  %-18s %12.3f %12.0f", data::mix_method_name(m), ms, 1e3 * double(o.batch) / ms);
+  for (augment::MixMethod m : methods) {
+    const double ms = ms_per_batch[augment::mix_method_name(m)];
+    std::printf("  %-18s %12.3f %12.0f", augment::mix_method_name(m), ms, 1e3 * double(o.batch) / ms);
     if (step_ms > 0) std::printf("   %8.3f%%", 100.0 * ms / (ms + step_ms));
     std::printf("\n");
   }

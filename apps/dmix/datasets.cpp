@@ -21,22 +21,22 @@ std::string default_data_dir(const std::string& dataset) {
   return "";
 }
 
-data::Dataset load_dataset(const std::string& dataset, const std::string& dir_in, bool train,
+augment::Dataset load_dataset(const std::string& dataset, const std::string& dir_in, bool train,
                            const std::string& class_index) {
   const std::string dir = dir_in.empty() ? default_data_dir(dataset) : dir_in;
   check(class_index.empty() || dataset == "folder", "data", "--class-index applies to --dataset folder only, not ",
         dataset);
-  if (dataset == "fashion-mnist") return data::load_fashion_mnist(dir, train);
+  if (dataset == "fashion-mnist") return augment::load_fashion_mnist(dir, train);
   if (dataset == "folder") {
     check(!dir.empty(), "data",
           "--dataset folder needs --data DIR: a folder of class folders of images (DIR/<class>/*.jpg), or "
           "DIR/train and DIR/val holding them");
-    return data::load_image_folder(dir, train, class_index);
+    return augment::load_image_folder(dir, train, class_index);
   }
   check(!dir.empty(), "data", dataset, " has no default location: pass --data DIR (the folder with the ", dataset,
         " binary files)");
-  if (dataset == "cifar10") return data::load_cifar10(dir, train);
-  if (dataset == "cifar100") return data::load_cifar100(dir, train);
+  if (dataset == "cifar10") return augment::load_cifar10(dir, train);
+  if (dataset == "cifar100") return augment::load_cifar100(dir, train);
   fail("data", "unknown dataset '", dataset, "' (expected ", dataset_names_text(), ")");
 }
 

@@ -19,7 +19,7 @@ std::string default_data_dir(const std::string& dataset);
 // Loads the train or test split; dir "" means the default directory. class_index is a
 // class-index file for folder datasets (augment/datasets.h: load_class_index) and must be
 // "" for the others.
-data::Dataset load_dataset(const std::string& dataset, const std::string& dir, bool train,
+augment::Dataset load_dataset(const std::string& dataset, const std::string& dir, bool train,
                            const std::string& class_index = "");
 
 // The --image-size the transform presets get for a dataset: the flag when given (> 0),

@@ -99,7 +99,7 @@ Tensor images_as_batch(const std::vector<std::string>& files, const std::string&
   const char* op = "predict";
   check(channels == 1 || channels == 3, op, "image files need a model of 1 or 3 input channels, this one takes ",
         channels);
-  data::Pipeline p = data::eval_pipeline(dataset, image_size);
+  augment::Pipeline p = augment::eval_pipeline(dataset, image_size);
   if (!p.random_resized_crop.enabled && !p.resize_center_crop.enabled) {
     const int64_t side = native_image_size(dataset);
     check(side > 0, op, "no image size known for dataset ", dataset);
@@ -111,10 +111,10 @@ Tensor images_as_batch(const std::vector<std::string>& files, const std::string&
   const auto [h, w] = p.output_hw(p.resize_center_crop.resize, p.resize_center_crop.resize);
   Tensor x = Tensor::empty({n, channels, h, w}, DType::f32);
   for (int64_t i = 0; i < n; ++i) {
-    const Tensor img = data::decode_image_file(files[i], channels);
-    data::SampleRng rng(0, 0, static_cast<uint64_t>(i));  // the eval pipeline draws nothing
+    const Tensor img = augment::decode_image_file(files[i], channels);
+    augment::SampleRng rng(0, 0, static_cast<uint64_t>(i));  // the eval pipeline draws nothing
     try {
-      data::apply(p, img.data<uint8_t>(), channels, img.size(1), img.size(2), x.data<float>() + i * channels * h * w,
+      augment::apply(p, img.data<uint8_t>(), channels, img.size(1), img.size(2), x.data<float>() + i * channels * h * w,
                   h, w, rng);
     } catch (const Error& e) {
       fail(op, files[i], ": ", e.what());
@@ -261,25 +261,25 @@ void add_model_commands(CLI::App& app) {
       m.module->eval();
       std::string dataset = o->dataset;
       if (cmd->count("--dataset") == 0 && !m.meta_or("dataset").empty()) dataset = m.meta_or("dataset");
-      data::Dataset test = load_dataset(dataset, o->data, false, o->class_index);
+      augment::Dataset test = load_dataset(dataset, o->data, false, o->class_index);
       check(test.channels() == m.channels, "eval", dataset, " images have ", test.channels(),
             " channels but the model takes ", m.channels);
       check(test.num_classes <= m.classes, "eval", dataset, " has ", test.num_classes, " classes but the model only ",
             m.classes);
-      data::LoaderOptions lo;
+      augment::LoaderOptions lo;
       lo.batch_size = o->batch;
       lo.shuffle = false;
       lo.num_workers = o->workers;
-      lo.pipeline = data::eval_pipeline(test.name, preset_image_size(dataset, o->image_size, m.meta_or("image_size")));
+      lo.pipeline = augment::eval_pipeline(test.name, preset_image_size(dataset, o->image_size, m.meta_or("image_size")));
       if (o->limit > 0) {
         std::vector<int64_t> idx(static_cast<size_t>(std::min(o->limit, test.size())));
         for (size_t i = 0; i < idx.size(); ++i) idx[i] = int64_t(i);
         lo.subset = idx;
       }
-      data::DataLoader loader(test, lo);
+      augment::DataLoader loader(test, lo);
       autograd::NoGradGuard no_grad;
       int64_t n = 0, top1 = 0, top5 = 0;
-      data::Batch b;
+      augment::Batch b;
       loader.start_epoch(0);
       while (loader.next(b)) {
         Tensor logits = (*m.module)(b.images.to(device));
@@ -402,7 +402,7 @@ void add_model_commands(CLI::App& app) {
       if (o->output.empty()) {
         std::vector<std::string> names;
         if (!o->class_index.empty()) {
-          const data::ClassIndex ci = data::load_class_index(o->class_index);
+          const augment::ClassIndex ci = augment::load_class_index(o->class_index);
           for (size_t k = 0; k < ci.names.size(); ++k)
             names.push_back(ci.descriptions[k].empty() ? ci.names[k] : ci.descriptions[k]);
         }

@@ -100,14 +100,14 @@ struct EvalResult {
   int64_t count = 0;
 };
 
-EvalResult evaluate(nn::Module& model, data::DataLoader& loader, Device device) {
+EvalResult evaluate(nn::Module& model, augment::DataLoader& loader, Device device) {
   model.eval();
   autograd::NoGradGuard no_grad;
   EvalResult r;
   int64_t top1 = 0, top5 = 0;
   double loss_sum = 0;
   loader.start_epoch(0);
-  data::Batch b;
+  augment::Batch b;
   while (loader.next(b)) {
     Tensor logits = model(b.images.to(device));
     const int64_t n = b.labels.size(0);
@@ -145,8 +145,8 @@ int run_train(const TrainOptions& o) {
         " requested but no GPU is available on this machine");
   check(o.epochs > 0 && o.batch > 0, "train", "--epochs and --batch must be positive");
 
-  data::Dataset train_set = load_dataset(o.dataset, o.data, true, o.class_index);
-  data::Dataset test_set = load_dataset(o.dataset, o.data, false, o.class_index);
+  augment::Dataset train_set = load_dataset(o.dataset, o.data, true, o.class_index);
+  augment::Dataset test_set = load_dataset(o.dataset, o.data, false, o.class_index);
   const int64_t image_size = preset_image_size(o.dataset, o.image_size);
   const int64_t classes = o.num_classes > 0 ? o.num_classes : train_set.num_classes;
   const int64_t channels = o.in_channels > 0 ? o.in_channels : train_set.channels();
@@ -182,37 +182,37 @@ int run_train(const TrainOptions& o) {
     default_generator().set_state(std::stoull(resume.meta("rng_seed")), std::stoull(resume.meta("rng_stream")));
   }
 
-  data::LoaderOptions train_opt;
+  augment::LoaderOptions train_opt;
   train_opt.batch_size = o.batch;
   train_opt.shuffle = true;
   train_opt.drop_last = true;
   train_opt.seed = o.seed;
   train_opt.num_workers = o.workers;
-  const std::string augment = o.no_augment          ? "none"
+  const std::string per_image = o.no_augment          ? "none"
                               : !o.augment.empty()    ? o.augment
                               : o.dataset == "fashion-mnist" ? "none"
                                                       : "standard";
-  if (augment == "standard") {
-    train_opt.pipeline = data::train_pipeline(train_set.name, image_size);
+  if (per_image == "standard") {
+    train_opt.pipeline = augment::train_pipeline(train_set.name, image_size);
   } else {
-    train_opt.pipeline = data::eval_pipeline(train_set.name, image_size);
-    train_opt.pipeline.hflip = augment == "flip";
+    train_opt.pipeline = augment::eval_pipeline(train_set.name, image_size);
+    train_opt.pipeline.hflip = per_image == "flip";
   }
   if (o.pad_crop >= 0) {
     check(!train_opt.pipeline.random_resized_crop.enabled && !train_opt.pipeline.resize_center_crop.enabled, "train",
           "--pad-crop applies to fixed-size datasets, not ", o.dataset);
     train_opt.pipeline.pad_crop = o.pad_crop;
   }
-  if (!o.subset.empty()) train_opt.subset = data::load_subset_file(o.subset, train_set.size());
+  if (!o.subset.empty()) train_opt.subset = augment::load_subset_file(o.subset, train_set.size());
   if (o.limit_train > 0) train_opt.subset = first_n(o.limit_train, train_set.size());
-  data::LoaderOptions test_opt = train_opt;
+  augment::LoaderOptions test_opt = train_opt;
   test_opt.shuffle = false;
   test_opt.drop_last = false;
   test_opt.batch_size = std::max<int64_t>(o.batch, 256);
-  test_opt.pipeline = data::eval_pipeline(test_set.name, image_size);
+  test_opt.pipeline = augment::eval_pipeline(test_set.name, image_size);
   test_opt.subset.reset();
   if (o.limit_test > 0) test_opt.subset = first_n(o.limit_test, test_set.size());
-  data::DataLoader train_loader(train_set, train_opt), test_loader(test_set, test_opt);
+  augment::DataLoader train_loader(train_set, train_opt), test_loader(test_set, test_opt);
   check(train_loader.batches_per_epoch() > 0, "train", "fewer training samples (", train_loader.size(),
         ") than one batch (", o.batch, ")");
 
@@ -228,13 +228,13 @@ int run_train(const TrainOptions& o) {
                  o.model.c_str(), (long long)model->num_parameters(), o.dataset.c_str(), (long long)train_loader.size(),
                  (long long)test_loader.size(), kernels::cpu::num_threads(), train_opt.pipeline.str().c_str());
 
-  data::MixOptions mix;
-  mix.method = data::parse_mix_method(o.mix);
+  augment::MixOptions mix;
+  mix.method = augment::parse_mix_method(o.mix);
   mix.k = o.mix_k;
   mix.alpha = o.mix_alpha;
   mix.prob = o.mix_prob;
   mix.cutout_length = o.cutout_length;
-  mix.detector = data::parse_saliency_detector(o.saliency);
+  mix.detector = augment::parse_saliency_detector(o.saliency);
   mix.mean = train_opt.pipeline.mean;
   mix.std = train_opt.pipeline.std;
   mix.label_smoothing = o.label_smoothing;
@@ -248,18 +248,18 @@ int run_train(const TrainOptions& o) {
     Progress progress(nb, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), !o.quiet);
     double loss_sum = 0;
     int64_t seen = 0, correct = 0;
-    data::Batch b;
+    augment::Batch b;
     for (int64_t i = 0; train_loader.next(b); ++i) {
       optimizer->lr = schedule.lr_at(epoch + double(i) / double(nb));
       Tensor logits, loss;
-      if (mix.method == data::MixMethod::None) {
+      if (mix.method == augment::MixMethod::None) {
         logits = model->forward(b.images.to(device));
         loss = cross_entropy(logits, b.labels.to(device), o.label_smoothing);
       } else {
         // Mixing draws from the default generator, whose state every checkpoint saves, and
         // runs where the batch lives (the draws are the same on every device).
-        data::MixedBatch mixed =
-            data::mix_batch(b.images.to(device), b.labels, b.indices, classes, mix, default_generator());
+        augment::MixedBatch mixed =
+            augment::mix_batch(b.images.to(device), b.labels, b.indices, classes, mix, default_generator());
         logits = model->forward(mixed.images);
         loss = soft_cross_entropy(logits, mixed.targets.to(device));
       }

@@ -11,7 +11,7 @@
 //   dmix::save_model("model.safetensors", *model, {"pyramidnet11_a24", 10, 1});
 //
 // Namespaces: dmix (tensors, ops, autograd as dmix::autograd, the helpers), dmix::nn
-// (modules, layers, models, optimizers, schedules, checkpoints), dmix::data (datasets,
+// (modules, layers, models, optimizers, schedules, checkpoints), dmix::augment (datasets,
 // transforms, loader, mixing). docs/api.md in the source tree is the reference.
 #pragma once
 

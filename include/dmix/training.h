@@ -2,7 +2,7 @@
 // optimisation step, and evaluation / prediction without recording gradients.
 //
 //   auto opt = dmix::make_optimizer("sgd", *model, 0.1, 5e-4);
-//   for (dmix::data::Batch b; loader.next(b);) dmix::train_step(*model, *opt, b.images, b.labels);
+//   for (dmix::augment::Batch b; loader.next(b);) dmix::train_step(*model, *opt, b.images, b.labels);
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -40,7 +40,7 @@ inline std::unique_ptr<nn::Optimizer> make_optimizer(const std::string& name, co
 }
 
 // The classification loss of logits against targets: cross entropy for i64 labels (N),
-// soft cross entropy for float targets (N, C) such as data::mix_batch's.
+// soft cross entropy for float targets (N, C) such as augment::mix_batch's.
 inline Tensor classification_loss(const Tensor& logits, const Tensor& targets) {
   return targets.dtype() == DType::i64 ? cross_entropy(logits, targets) : soft_cross_entropy(logits, targets);
 }
@@ -76,10 +76,10 @@ inline Tensor predict_classes(nn::Module& model, const Tensor& inputs) {
 }
 
 // Top-1 accuracy in percent over one pass of the loader (its epoch 0), in eval mode.
-inline double accuracy(nn::Module& model, data::DataLoader& loader) {
+inline double accuracy(nn::Module& model, augment::DataLoader& loader) {
   int64_t correct = 0, seen = 0;
   loader.start_epoch(0);
-  for (data::Batch b; loader.next(b);) {
+  for (augment::Batch b; loader.next(b);) {
     correct += nn::count_topk_correct(predict_logits(model, b.images), b.labels, 1);
     seen += b.labels.size(0);
   }

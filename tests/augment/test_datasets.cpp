@@ -19,7 +19,7 @@
 #include "tests/test_util.h"
 
 using namespace dmix;
-using namespace dmix::data;
+using namespace dmix::augment;
 namespace fs = std::filesystem;
 
 namespace {

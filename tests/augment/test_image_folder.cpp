@@ -29,7 +29,7 @@
 #pragma GCC diagnostic pop
 
 using namespace dmix;
-using namespace dmix::data;
+using namespace dmix::augment;
 namespace fs = std::filesystem;
 using dmix::testing::TempDir;
 

@@ -12,7 +12,7 @@
 #include "engine/error.h"
 
 using namespace dmix;
-using namespace dmix::data;
+using namespace dmix::augment;
 
 namespace {
 

@@ -40,7 +40,7 @@
 #include "tests/gpu/gpu_test_util.h"
 
 using namespace dmix;
-using namespace dmix::data;
+using namespace dmix::augment;
 using dmix::gpu_test::DeviceBuffer;
 using dmix::gpu_test::has_gpu;
 
