@@ -63,7 +63,7 @@ bool is_regular_file(const std::string& path) {
 std::string find_batch_dir(const CifarFormat& f, const std::string& dir) {
   const std::string first = f.files.front();
   if (is_regular_file(dir + "/" + first)) return dir;
-  const std::string nested = dir + "/" + f.subdir;
+  std::string nested = dir + "/" + f.subdir;  // not const: returned, so moved
   if (is_regular_file(nested + "/" + first)) return nested;
   fail(f.op, "no ", first, " in ", dir, " or ", nested,
        ": pass --data with the folder of the CIFAR binary version (the one from "

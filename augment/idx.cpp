@@ -128,8 +128,8 @@ class IdxReader {
 
 // dir/name.gz, else dir/name; a clear error saying where it looked when neither exists.
 std::string find_idx_file(const std::string& dir, const std::string& name) {
-  const std::string gz = dir + "/" + name + ".gz";
-  const std::string plain = dir + "/" + name;
+  std::string gz = dir + "/" + name + ".gz";  // not const: returned, so moved
+  std::string plain = dir + "/" + name;
   if (is_regular_file(gz)) return gz;
   if (is_regular_file(plain)) return plain;
   fail("load_fashion_mnist", "no ", name, " in ", dir, is_directory(dir) ? "" : " (no such directory)",

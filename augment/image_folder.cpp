@@ -155,7 +155,7 @@ ClassIndex class_index_from_json(const std::string& path, const std::string& tex
   ci.descriptions.resize(k);
   std::vector<bool> seen(k, false);
   for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string key = it.key();
+    const std::string& key = it.key();
     check(all_digits(key), op, path, ": key \"", key, "\" is not a class index");
     const size_t index = std::stoull(key);
     check(index < k, op, path, ": class index ", index, " is outside [0, ", k, ") (the file holds ", k, " classes)");

@@ -23,6 +23,30 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
+// The counts in the header augment::write_subset_file writes ("# dmix subset: ..., dataset
+// NAME (N images), K indices"); -1 for a count the line does not state.
+struct SubsetHeader {
+  int64_t dataset_size = -1, indices = -1;
+};
+
+SubsetHeader parse_subset_header(const std::string& line) {
+  SubsetHeader h;
+  const std::string images = " images), ";
+  const size_t end = line.rfind(images);
+  const size_t open = end == std::string::npos ? end : line.rfind('(', end);
+  if (open == std::string::npos) return h;
+  auto number = [](const std::string& text, int64_t& out) {
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc() && ptr == text.data() + text.size();
+  };
+  int64_t n = 0;
+  if (number(line.substr(open + 1, end - open - 1), n)) h.dataset_size = n;
+  const std::string rest = line.substr(end + images.size());
+  const size_t space = rest.find(' ');
+  if (space != std::string::npos && rest.substr(space) == " indices" && number(rest.substr(0, space), n)) h.indices = n;
+  return h;
+}
+
 }  // namespace
 
 // ---- subsets ----
@@ -49,9 +73,16 @@ std::vector<int64_t> load_subset_file(const std::string& path, int64_t dataset_s
   std::vector<int64_t> line_of(static_cast<size_t>(dataset_size), 0);  // 0: not seen yet
   std::string line;
   int64_t line_no = 0;
+  int64_t header_indices = -1;  // what a write_subset_file header says the file holds
   while (std::getline(in, line)) {
     ++line_no;
     const std::string text = trim(line);
+    if (text.rfind("# dmix subset:", 0) == 0) {
+      const SubsetHeader header = parse_subset_header(text);
+      check(header.dataset_size < 0 || header.dataset_size == dataset_size, op, path, ":", line_no,
+            ": the subset was chosen from a dataset of ", header.dataset_size, " images, this one has ", dataset_size);
+      header_indices = header.indices;
+    }
     if (text.empty() || text[0] == '#') continue;
     int64_t index = 0;
     const char* first = text.data();
@@ -69,6 +100,8 @@ std::vector<int64_t> load_subset_file(const std::string& path, int64_t dataset_s
   }
   check(!in.bad(), op, "error reading '", path, "' after line ", line_no);
   check(!subset.empty(), op, "subset file '", path, "' holds no index");
+  check(header_indices < 0 || header_indices == static_cast<int64_t>(subset.size()), op, path, ": holds ",
+        subset.size(), " indices but its header says ", header_indices, " (cut short or edited?)");
   return subset;
 }
 
@@ -216,7 +249,7 @@ void DataLoader::apply_decoded(int64_t i, float* dst, SampleRng& rng) const {
   }
 }
 
-std::exception_ptr DataLoader::failure(int64_t b, std::exception_ptr e) const {
+std::exception_ptr DataLoader::failure(int64_t b, const std::exception_ptr& e) const {
   std::string why;
   try {
     std::rethrow_exception(e);

@@ -93,7 +93,7 @@ class DataLoader {
   void worker_loop();
   void assemble(int64_t b, Batch& out) const;
   void apply_decoded(int64_t i, float* dst, SampleRng& rng) const;  // decodes sample i, runs the pipeline
-  std::exception_ptr failure(int64_t b, std::exception_ptr e) const;
+  std::exception_ptr failure(int64_t b, const std::exception_ptr& e) const;
 
   Tensor images_, labels_;
   std::shared_ptr<const ImageSource> source_;  // set instead of images_ for decoded datasets
@@ -121,7 +121,9 @@ class DataLoader {
 // Reads a subset index file: one dataset index per line (blank lines and lines starting
 // with '#' are skipped). Throws dmix::Error naming the file and line for a missing file,
 // a line that is not an integer, an index outside [0, dataset_size) or a repeated index,
-// and for a file with no index at all.
+// and for a file with no index at all. A header written by augment::write_subset_file is
+// checked too: the file must come from a dataset of dataset_size images and hold as many
+// indices as the header says.
 std::vector<int64_t> load_subset_file(const std::string& path, int64_t dataset_size);
 
 // Checks a subset in memory the same way (what names the source in messages).

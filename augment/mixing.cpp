@@ -16,6 +16,7 @@
 
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/mixing.h"
 #include "kernels/cuda/runtime.h"
 
@@ -52,7 +53,7 @@ std::vector<int64_t> validate(const Tensor& images, const Tensor& labels, const 
   check(!indices.defined() || (indices.dtype() == DType::i64 && indices.shape() == Shape{B}), kOp,
         "indices must be i64 (", B, ") or undefined, got ", indices.defined() ? indices.str() : "");
   check(num_classes > 0, kOp, "num_classes must be > 0, got ", num_classes);
-  const std::vector<int64_t> lab = labels.to_vector<int64_t>();
+  std::vector<int64_t> lab = labels.to_vector<int64_t>();
   for (int64_t b = 0; b < B; ++b)
     check(lab[static_cast<size_t>(b)] >= 0 && lab[static_cast<size_t>(b)] < num_classes, kOp, "label ",
           lab[static_cast<size_t>(b)], " of sample ", b, " is outside [0, ", num_classes, ")");
@@ -426,25 +427,35 @@ void mix_pixels_cpu(const MixPlan& plan, const float* src, float* dst, int64_t B
   }
 }
 
-// The same on a CUDA device: one small upload of the plan's table, one kernel.
-void mix_pixels_cuda(const MixPlan& plan, const float* src, float* dst, int64_t B, int64_t C, int64_t H, int64_t W,
-                     int device) {
-  const int64_t CHW = C * H * W, K = plan.K;
-  switch (plan.pixels) {
-    case MixPlan::Pixels::Copy:
-      kernels::cuda::copy_device_to_device(dst, src, static_cast<size_t>(B * CHW) * sizeof(float), device);
-      break;
-    case MixPlan::Pixels::Blend:
-      kernels::cuda::mix_blend(src, B, CHW, K, plan.source.data(), plan.weight.data(), dst, device);
-      break;
-    case MixPlan::Pixels::Paste: {
-      std::vector<int64_t> boxes;
-      boxes.reserve(plan.boxes.size() * 4);
-      for (const PatchBox& box : plan.boxes) boxes.insert(boxes.end(), {box.top, box.left, box.height, box.width});
-      kernels::cuda::mix_paste(src, B, C, H, W, K, plan.source.data(), boxes.data(), dst, device);
-      break;
+// Writes the batch `images` mixed as `plan` says into out (same shape and device); on a
+// CUDA device with one small upload of the plan's table and one kernel.
+void mix_pixels(const MixPlan& plan, const Tensor& images, const Tensor& out) {
+  const int64_t B = images.size(0), C = images.size(1), H = images.size(2), W = images.size(3);
+  const float* src = images.data<float>();
+  float* dst = out.data<float>();
+  if constexpr (kernels::cuda::kBuilt) {
+    if (images.is_cuda()) {
+      const int64_t CHW = C * H * W, K = plan.K;
+      const int device = images.device().index;
+      switch (plan.pixels) {
+        case MixPlan::Pixels::Copy:
+          kernels::cuda::copy_device_to_device(dst, src, static_cast<size_t>(B * CHW) * sizeof(float), device);
+          break;
+        case MixPlan::Pixels::Blend:
+          kernels::cuda::mix_blend(src, B, CHW, K, plan.source.data(), plan.weight.data(), dst, device);
+          break;
+        case MixPlan::Pixels::Paste: {
+          std::vector<int64_t> boxes;
+          boxes.reserve(plan.boxes.size() * 4);
+          for (const PatchBox& box : plan.boxes) boxes.insert(boxes.end(), {box.top, box.left, box.height, box.width});
+          kernels::cuda::mix_paste(src, B, C, H, W, K, plan.source.data(), boxes.data(), dst, device);
+          break;
+        }
+      }
+      return;
     }
   }
+  mix_pixels_cpu(plan, src, dst, B, C, H, W);
 }
 
 }  // namespace
@@ -474,10 +485,7 @@ MixedBatch mix_batch(const Tensor& images, const Tensor& labels, const Tensor& i
   MixedBatch out;
   out.mixed = plan.mixed;
   out.images = Tensor::empty(images.shape(), DType::f32, images.device());
-  if (images.is_cuda())
-    mix_pixels_cuda(plan, images.data<float>(), out.images.data<float>(), B, C, H, W, images.device().index);
-  else
-    mix_pixels_cpu(plan, images.data<float>(), out.images.data<float>(), B, C, H, W);
+  mix_pixels(plan, images, out.images);
 
   out.components.resize(static_cast<size_t>(B));
   std::vector<double> soft(static_cast<size_t>(B * num_classes), 0.0);

@@ -26,6 +26,16 @@ inline std::ostream& operator<<(std::ostream& os, const Device& d) { return os <
 
 // True when this build has the CUDA backend and a GPU is visible.
 bool cuda_available();
+// GPUs this process can use: 0 without a driver or a GPU, and in a build without the CUDA
+// backend (kernels::cuda::kBuilt, kernels/cuda/build_config.h.in).
 int cuda_device_count();
+// Throws a dmix::Error naming op unless `device` is the CPU or a GPU this process can use,
+// saying what is missing: "asked for cuda:1 but no such GPU is present", or "... but dmix
+// was built without CUDA". Every CUDA allocation passes it, so a build without the CUDA
+// backend never holds a CUDA tensor.
+void check_device(const char* op, Device device);
+// Waits until the work queued on `device` is done (a GPU runs kernels asynchronously);
+// returns at once for the CPU.
+void synchronize(Device device);
 
 }  // namespace dmix

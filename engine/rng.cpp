@@ -13,6 +13,7 @@
 
 #include "engine/error.h"
 #include "kernels/cpu/random.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/random.h"
 
 namespace dmix {
@@ -49,10 +50,13 @@ Tensor Generator::uniform(const Shape& shape, double lo, double hi, DType dtype,
   const uint64_t stream = next_stream();
   dispatch_float_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    if (device.is_cuda())
-      cu::uniform<T>(seed_, stream, lo, hi, out.data<T>(), out.numel(), device.index);
-    else
-      k::uniform<T>(seed_, stream, lo, hi, out.data<T>(), out.numel());
+    if constexpr (cu::kBuilt) {
+      if (device.is_cuda()) {
+        cu::uniform<T>(seed_, stream, lo, hi, out.data<T>(), out.numel(), device.index);
+        return;
+      }
+    }
+    k::uniform<T>(seed_, stream, lo, hi, out.data<T>(), out.numel());
   });
   return out;
 }
@@ -67,10 +71,13 @@ Tensor Generator::normal(const Shape& shape, double mean, double std, DType dtyp
   const uint64_t stream = next_stream();
   dispatch_float_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    if (device.is_cuda())
-      cu::normal<T>(seed_, stream, mean, std, out.data<T>(), out.numel(), device.index);
-    else
-      k::normal<T>(seed_, stream, mean, std, out.data<T>(), out.numel());
+    if constexpr (cu::kBuilt) {
+      if (device.is_cuda()) {
+        cu::normal<T>(seed_, stream, mean, std, out.data<T>(), out.numel(), device.index);
+        return;
+      }
+    }
+    k::normal<T>(seed_, stream, mean, std, out.data<T>(), out.numel());
   });
   return out;
 }
@@ -79,10 +86,13 @@ namespace {
 
 template <class T>
 void bernoulli_on(Device device, uint64_t seed, uint64_t stream, double p, const Tensor& out) {
-  if (device.is_cuda())
-    cu::bernoulli<T>(seed, stream, p, out.data<T>(), out.numel(), device.index);
-  else
-    k::bernoulli<T>(seed, stream, p, out.data<T>(), out.numel());
+  if constexpr (cu::kBuilt) {
+    if (device.is_cuda()) {
+      cu::bernoulli<T>(seed, stream, p, out.data<T>(), out.numel(), device.index);
+      return;
+    }
+  }
+  k::bernoulli<T>(seed, stream, p, out.data<T>(), out.numel());
 }
 
 }  // namespace
@@ -121,10 +131,13 @@ Tensor Generator::randint(const Shape& shape, int64_t lo, int64_t hi, Device dev
   check(lo < hi, op, "needs lo < hi, got [", lo, ", ", hi, ")");
   Tensor out = Tensor::empty(shape, DType::i64, device);
   const uint64_t stream = next_stream();
-  if (device.is_cuda())
-    cu::randint(seed_, stream, lo, hi, out.data<int64_t>(), out.numel(), device.index);
-  else
-    k::randint(seed_, stream, lo, hi, out.data<int64_t>(), out.numel());
+  if constexpr (cu::kBuilt) {
+    if (device.is_cuda()) {
+      cu::randint(seed_, stream, lo, hi, out.data<int64_t>(), out.numel(), device.index);
+      return out;
+    }
+  }
+  k::randint(seed_, stream, lo, hi, out.data<int64_t>(), out.numel());
   return out;
 }
 
@@ -137,10 +150,13 @@ Tensor Generator::gamma(const Shape& shape, double alpha, DType dtype, Device de
   const uint64_t stream = next_stream();
   dispatch_float_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    if (device.is_cuda())
-      cu::gamma<T>(seed_, stream, alpha, out.data<T>(), out.numel(), device.index);
-    else
-      k::gamma<T>(seed_, stream, alpha, out.data<T>(), out.numel());
+    if constexpr (cu::kBuilt) {
+      if (device.is_cuda()) {
+        cu::gamma<T>(seed_, stream, alpha, out.data<T>(), out.numel(), device.index);
+        return;
+      }
+    }
+    k::gamma<T>(seed_, stream, alpha, out.data<T>(), out.numel());
   });
   return out;
 }
@@ -155,10 +171,13 @@ Tensor Generator::beta(const Shape& shape, double a, double b, DType dtype, Devi
   const uint64_t stream = next_stream();
   dispatch_float_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    if (device.is_cuda())
-      cu::beta<T>(seed_, stream, a, b, out.data<T>(), out.numel(), device.index);
-    else
-      k::beta<T>(seed_, stream, a, b, out.data<T>(), out.numel());
+    if constexpr (cu::kBuilt) {
+      if (device.is_cuda()) {
+        cu::beta<T>(seed_, stream, a, b, out.data<T>(), out.numel(), device.index);
+        return;
+      }
+    }
+    k::beta<T>(seed_, stream, a, b, out.data<T>(), out.numel());
   });
   return out;
 }
@@ -174,10 +193,13 @@ Tensor Generator::dirichlet(int64_t n, const std::vector<double>& alpha, DType d
   const uint64_t stream = next_stream();
   dispatch_float_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    if (device.is_cuda())
-      cu::dirichlet<T>(seed_, stream, alpha.data(), k_count, out.data<T>(), n, device.index);
-    else
-      k::dirichlet<T>(seed_, stream, alpha.data(), k_count, out.data<T>(), n);
+    if constexpr (cu::kBuilt) {
+      if (device.is_cuda()) {
+        cu::dirichlet<T>(seed_, stream, alpha.data(), k_count, out.data<T>(), n, device.index);
+        return;
+      }
+    }
+    k::dirichlet<T>(seed_, stream, alpha.data(), k_count, out.data<T>(), n);
   });
   return out;
 }

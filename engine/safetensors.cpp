@@ -334,6 +334,7 @@ class Reader {
   // tensors, and bytes no tensor owns could smuggle another file format inside this one.
   void check_ranges_tile_data(std::vector<Entry>& entries) const {
     std::vector<const Entry*> sorted;
+    sorted.reserve(entries.size());
     for (const Entry& e : entries) sorted.push_back(&e);
     std::sort(sorted.begin(), sorted.end(), [](const Entry* a, const Entry* b) {
       return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;

@@ -7,8 +7,10 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/host_allocator.h"
+#include "engine/ops/common.h"
 #include "engine/ops/elementwise.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/runtime.h"
 
@@ -31,24 +33,29 @@ int64_t shape_numel(const Shape& s) {
 // ---- Storage ----------------------------------------------------------------------
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  if (device.is_cpu()) {
-    data_ = host_allocate(bytes);  // 64-byte aligned for AVX-512 loads
-  } else {
-    data_ = kernels::cuda::allocate(bytes, device.index);
+  if constexpr (kernels::cuda::kBuilt) {
+    if (device.is_cuda()) {
+      data_ = kernels::cuda::allocate(bytes, device.index);
+      return;
+    }
   }
+  check_device("Storage", device);
+  data_ = host_allocate(bytes);  // 64-byte aligned for AVX-512 loads
 }
 
 Storage::~Storage() {
   if (!owned_ || !data_) return;
-  if (device_.is_cpu()) {
-    host_release(data_, bytes_);
-  } else {
-    // A destructor must not throw; a failed release (driver gone at exit) only leaks.
-    try {
-      kernels::cuda::release(data_, device_.index);
-    } catch (...) {
+  if constexpr (kernels::cuda::kBuilt) {
+    if (device_.is_cuda()) {
+      // A destructor must not throw; a failed release (driver gone at exit) only leaks.
+      try {
+        kernels::cuda::release(data_, device_.index);
+      } catch (...) {
+      }
+      return;
     }
   }
+  host_release(data_, bytes_);
 }
 
 // ---- creation -----------------------------------------------------------------------
@@ -59,98 +66,77 @@ void check_shape(const char* op, const Shape& shape) {
   for (int64_t d : shape) check(d >= 0, op, "negative size in shape ", shape_str(shape));
 }
 
-// Fills n elements of a CPU buffer of `dtype` with `value`.
-void fill_host(void* data, DType dtype, double value, int64_t n) {
-  namespace k = kernels::cpu;
+// Calls fill(p, v) with p the buffer `data` typed as `dtype` and v `value` in that type:
+// a CPU or a CUDA fill kernel.
+template <class Fill>
+void fill_typed(void* data, DType dtype, double value, Fill&& fill) {
   switch (dtype) {
-    case DType::f32: return k::fill(static_cast<float*>(data), static_cast<float>(value), n);
-    case DType::f64: return k::fill(static_cast<double*>(data), value, n);
-    case DType::i64: return k::fill(static_cast<int64_t*>(data), static_cast<int64_t>(value), n);
-    case DType::u8: return k::fill(static_cast<uint8_t*>(data), static_cast<uint8_t>(value), n);
+    case DType::f32: return fill(static_cast<float*>(data), static_cast<float>(value));
+    case DType::f64: return fill(static_cast<double*>(data), value);
+    case DType::i64: return fill(static_cast<int64_t*>(data), static_cast<int64_t>(value));
+    case DType::u8: return fill(static_cast<uint8_t*>(data), static_cast<uint8_t>(value));
     default: fail("fill", "unsupported dtype ", dtype_name(dtype));
   }
 }
 
-// Converts n elements between two CPU buffers.
-template <class From>
-void convert_from(const From* x, void* y, DType to, int64_t n) {
-  namespace k = kernels::cpu;
+// Calls convert(x, y) with x and y the buffers typed as `from` and `to`: a CPU or a CUDA
+// conversion kernel.
+template <class From, class Convert>
+void convert_to(const From* x, void* y, DType to, Convert&& convert) {
   switch (to) {
-    case DType::f32: return k::convert(x, static_cast<float*>(y), n);
-    case DType::f64: return k::convert(x, static_cast<double*>(y), n);
-    case DType::i64: return k::convert(x, static_cast<int64_t*>(y), n);
-    case DType::u8: return k::convert(x, static_cast<uint8_t*>(y), n);
+    case DType::f32: return convert(x, static_cast<float*>(y));
+    case DType::f64: return convert(x, static_cast<double*>(y));
+    case DType::i64: return convert(x, static_cast<int64_t*>(y));
+    case DType::u8: return convert(x, static_cast<uint8_t*>(y));
     default: fail("to", "unsupported dtype ", dtype_name(to));
   }
 }
 
-void convert_host(const void* x, DType from, void* y, DType to, int64_t n) {
+template <class Convert>
+void convert_typed(const void* x, DType from, void* y, DType to, Convert&& convert) {
   switch (from) {
-    case DType::f32: return convert_from(static_cast<const float*>(x), y, to, n);
-    case DType::f64: return convert_from(static_cast<const double*>(x), y, to, n);
-    case DType::i64: return convert_from(static_cast<const int64_t*>(x), y, to, n);
-    case DType::u8: return convert_from(static_cast<const uint8_t*>(x), y, to, n);
+    case DType::f32: return convert_to(static_cast<const float*>(x), y, to, convert);
+    case DType::f64: return convert_to(static_cast<const double*>(x), y, to, convert);
+    case DType::i64: return convert_to(static_cast<const int64_t*>(x), y, to, convert);
+    case DType::u8: return convert_to(static_cast<const uint8_t*>(x), y, to, convert);
     default: fail("to", "unsupported dtype ", dtype_name(from));
   }
 }
 
-// The same two on a CUDA device: the kernels of kernels/cuda/elementwise, no host copy.
-void fill_device(void* data, DType dtype, double value, int64_t n, int device) {
-  namespace cu = kernels::cuda;
-  switch (dtype) {
-    case DType::f32: return cu::fill(static_cast<float*>(data), static_cast<float>(value), n, device);
-    case DType::f64: return cu::fill(static_cast<double*>(data), value, n, device);
-    case DType::i64: return cu::fill(static_cast<int64_t*>(data), static_cast<int64_t>(value), n, device);
-    case DType::u8: return cu::fill(static_cast<uint8_t*>(data), static_cast<uint8_t>(value), n, device);
-    default: fail("fill", "unsupported dtype ", dtype_name(dtype));
+// y = x in y's dtype, elementwise; both on x's device.
+void convert_elements(const Tensor& x, const Tensor& y) {
+  const int64_t n = x.numel();
+  if constexpr (kernels::cuda::kBuilt) {
+    if (x.is_cuda()) {
+      const int device = x.device().index;
+      return convert_typed(x.raw_data(), x.dtype(), y.raw_data(), y.dtype(),
+                           [&](auto* from, auto* to) { kernels::cuda::convert(from, to, n, device); });
+    }
   }
-}
-
-template <class From>
-void convert_from_device(const From* x, void* y, DType to, int64_t n, int device) {
-  namespace cu = kernels::cuda;
-  switch (to) {
-    case DType::f32: return cu::convert(x, static_cast<float*>(y), n, device);
-    case DType::f64: return cu::convert(x, static_cast<double*>(y), n, device);
-    case DType::i64: return cu::convert(x, static_cast<int64_t*>(y), n, device);
-    case DType::u8: return cu::convert(x, static_cast<uint8_t*>(y), n, device);
-    default: fail("to", "unsupported dtype ", dtype_name(to));
-  }
-}
-
-void convert_device(const void* x, DType from, void* y, DType to, int64_t n, int device) {
-  switch (from) {
-    case DType::f32: return convert_from_device(static_cast<const float*>(x), y, to, n, device);
-    case DType::f64: return convert_from_device(static_cast<const double*>(x), y, to, n, device);
-    case DType::i64: return convert_from_device(static_cast<const int64_t*>(x), y, to, n, device);
-    case DType::u8: return convert_from_device(static_cast<const uint8_t*>(x), y, to, n, device);
-    default: fail("to", "unsupported dtype ", dtype_name(from));
-  }
+  convert_typed(x.raw_data(), x.dtype(), y.raw_data(), y.dtype(),
+                [&](auto* from, auto* to) { kernels::cpu::convert(from, to, n); });
 }
 
 void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
   if (bytes == 0) return;
-  namespace cu = kernels::cuda;
-  if (dst_dev.is_cpu() && src_dev.is_cpu()) {
-    std::memcpy(dst, src, bytes);
-  } else if (dst_dev.is_cuda() && src_dev.is_cpu()) {
-    cu::copy_host_to_device(dst, src, bytes, dst_dev.index);
-  } else if (dst_dev.is_cpu() && src_dev.is_cuda()) {
-    cu::copy_device_to_host(dst, src, bytes, src_dev.index);
-  } else {
-    check(dst_dev == src_dev, "copy", "copies between two GPUs are not supported yet (", src_dev, " -> ", dst_dev, ")");
-    cu::copy_device_to_device(dst, src, bytes, dst_dev.index);
+  if constexpr (kernels::cuda::kBuilt) {
+    namespace cu = kernels::cuda;
+    if (dst_dev.is_cuda() && src_dev.is_cpu()) return cu::copy_host_to_device(dst, src, bytes, dst_dev.index);
+    if (dst_dev.is_cpu() && src_dev.is_cuda()) return cu::copy_device_to_host(dst, src, bytes, src_dev.index);
+    if (dst_dev.is_cuda()) {
+      check(dst_dev == src_dev, "copy", "copies between two GPUs are not supported yet (", src_dev, " -> ", dst_dev,
+            ")");
+      return cu::copy_device_to_device(dst, src, bytes, dst_dev.index);
+    }
   }
+  std::memcpy(dst, src, bytes);
 }
 
 }  // namespace
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   check_shape("empty", shape);
-  if (device.is_cuda()) {
-    check(cuda_device_count() > device.index, "empty",
-          "asked for ", device, " but ", kernels::cuda::built_with_cuda() ? "no such GPU is present" : "dmix was built without CUDA");
-  }
+  check_device("empty", device);
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
   impl->shape = shape;
@@ -315,11 +301,7 @@ Tensor Tensor::to(Device target) const {
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
   Tensor out = empty(shape(), target, device());
-  if (is_cpu()) {
-    convert_host(raw_data(), dtype(), out.raw_data(), target, numel());
-  } else {
-    convert_device(raw_data(), dtype(), out.raw_data(), target, numel(), device().index);
-  }
+  convert_elements(*this, out);
   const DType source = dtype();
   if (is_floating(source) && is_floating(target)) {
     autograd::record("to_dtype", {*this}, {out}, [source](const autograd::BackwardContext& ctx) {
@@ -365,11 +347,15 @@ const Tensor& Tensor::copy_(const Tensor& src) const {
 
 const Tensor& Tensor::fill_(double value) const {
   check_inplace("fill_", *this);
-  if (is_cpu()) {
-    fill_host(raw_data(), dtype(), value, numel());
-  } else {
-    fill_device(raw_data(), dtype(), value, numel(), device().index);
+  const int64_t n = numel();
+  if constexpr (kernels::cuda::kBuilt) {
+    if (is_cuda()) {
+      const int device_index = device().index;
+      fill_typed(raw_data(), dtype(), value, [&](auto* p, auto v) { kernels::cuda::fill(p, v, n, device_index); });
+      return *this;
+    }
   }
+  fill_typed(raw_data(), dtype(), value, [&](auto* p, auto v) { kernels::cpu::fill(p, v, n); });
   return *this;
 }
 
@@ -377,33 +363,29 @@ const Tensor& Tensor::add_(const Tensor& other, double alpha) const {
   check_inplace("add_", *this);
   check(other.shape() == shape() && other.dtype() == dtype() && other.device() == device(), "add_",
         "operands differ: ", str(), " += ", other.str());
-  if (dtype() == DType::f32 && is_cuda()) {
-    kernels::cuda::axpy(static_cast<float>(alpha), other.data<float>(), data<float>(), numel(), device().index);
-  } else if (dtype() == DType::f64 && is_cuda()) {
-    kernels::cuda::axpy(alpha, other.data<double>(), data<double>(), numel(), device().index);
-  } else if (dtype() == DType::f32) {
-    kernels::cpu::axpy(static_cast<float>(alpha), other.data<float>(), data<float>(), numel());
-  } else if (dtype() == DType::f64) {
-    kernels::cpu::axpy(alpha, other.data<double>(), data<double>(), numel());
-  } else {
-    fail("add_", "expects f32 or f64, got ", str());
-  }
+  check(dtype() == DType::f32 || dtype() == DType::f64, "add_", "expects f32 or f64, got ", str());
+  detail::dispatch_float("add_", dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (kernels::cuda::kBuilt) {
+      if (is_cuda()) return kernels::cuda::axpy(T(alpha), other.data<T>(), data<T>(), numel(), device().index);
+    }
+    kernels::cpu::axpy(T(alpha), other.data<T>(), data<T>(), numel());
+  });
   return *this;
 }
 
 const Tensor& Tensor::mul_(double factor) const {
   check_inplace("mul_", *this);
-  if (dtype() == DType::f32 && is_cuda()) {
-    kernels::cuda::affine_scalar(data<float>(), static_cast<float>(factor), 0.0f, data<float>(), numel(), device().index);
-  } else if (dtype() == DType::f64 && is_cuda()) {
-    kernels::cuda::affine_scalar(data<double>(), factor, 0.0, data<double>(), numel(), device().index);
-  } else if (dtype() == DType::f32) {
-    kernels::cpu::affine_scalar(data<float>(), static_cast<float>(factor), 0.0f, data<float>(), numel());
-  } else if (dtype() == DType::f64) {
-    kernels::cpu::affine_scalar(data<double>(), factor, 0.0, data<double>(), numel());
-  } else {
-    fail("mul_", "expects f32 or f64, got ", str());
-  }
+  check(dtype() == DType::f32 || dtype() == DType::f64, "mul_", "expects f32 or f64, got ", str());
+  detail::dispatch_float("mul_", dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (kernels::cuda::kBuilt) {
+      if (is_cuda()) {
+        return kernels::cuda::affine_scalar(data<T>(), T(factor), T(0), data<T>(), numel(), device().index);
+      }
+    }
+    kernels::cpu::affine_scalar(data<T>(), T(factor), T(0), data<T>(), numel());
+  });
   return *this;
 }
 

@@ -14,7 +14,8 @@ Conv2d::Conv2d(const Conv2dConfig& c, Generator& gen) {
         c.out_channels, " are not divisible by groups ", c.groups);
   const Shape shape{c.out_channels, c.in_channels / c.groups, c.kernel, c.kernel};
   const double fan_out = double(c.kernel * c.kernel * c.out_channels);
-  const double bound = 1.0 / std::sqrt(double(c.in_channels / c.groups * c.kernel * c.kernel));
+  const int64_t fan_in = c.in_channels / c.groups * c.kernel * c.kernel;  // exact: checked divisible above
+  const double bound = 1.0 / std::sqrt(double(fan_in));
   weight = register_parameter("weight", c.init == ConvInit::HeFanOutNormal
                                             ? gen.normal(shape, 0.0, std::sqrt(2.0 / fan_out))
                                             : gen.uniform(shape, -bound, bound));

@@ -12,6 +12,15 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
+std::vector<Module*> Module::modules() {
+  std::vector<Module*> out{this};
+  for (auto& [name, child] : children_) {
+    const std::vector<Module*> below = child->modules();
+    out.insert(out.end(), below.begin(), below.end());
+  }
+  return out;
+}
+
 void Module::collect(const std::string& prefix, NamedTensors& out, bool params) const {
   for (const auto& [name, t] : params ? params_ : buffers_) out.emplace_back(prefix + name, t);
   for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out, params);

@@ -30,6 +30,10 @@ class Module {
   void train(bool on = true);  // recursive
   void eval() { train(false); }
   bool training() const { return training_; }
+  // Sets this module's own mode only (MC dropout: dropout layers on in an eval-mode model).
+  void set_training_flag(bool on) { training_ = on; }
+  // This module and every module below it, depth-first in registration order.
+  std::vector<Module*> modules();
 
   NamedTensors named_parameters() const;  // depth-first, registration order
   NamedTensors named_buffers() const;

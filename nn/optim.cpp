@@ -8,6 +8,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "kernels/cpu/optimizer_step.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/optimizer_step.h"
 
 namespace dmix::nn {
@@ -59,12 +60,15 @@ void SGD::step() {
     if (!g.defined()) continue;
     check_grad("SGD", params_[i].first, p, g);
     float* buf = momentum_[i].defined() ? momentum_[i].data<float>() : nullptr;
-    if (p.is_cuda())
-      cu::sgd_step(p.data<float>(), g.data<float>(), buf, p.numel(), float(lr), float(options.momentum),
-                   float(options.weight_decay), options.nesterov, steps_ == 0, p.device().index);
-    else
-      k::sgd_step(p.data<float>(), g.data<float>(), buf, p.numel(), float(lr), float(options.momentum),
-                  float(options.weight_decay), options.nesterov, steps_ == 0);
+    if constexpr (cu::kBuilt) {
+      if (p.is_cuda()) {
+        cu::sgd_step(p.data<float>(), g.data<float>(), buf, p.numel(), float(lr), float(options.momentum),
+                     float(options.weight_decay), options.nesterov, steps_ == 0, p.device().index);
+        continue;
+      }
+    }
+    k::sgd_step(p.data<float>(), g.data<float>(), buf, p.numel(), float(lr), float(options.momentum),
+                float(options.weight_decay), options.nesterov, steps_ == 0);
   }
   ++steps_;
 }
@@ -104,14 +108,16 @@ void Adam::step() {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
     check_grad("Adam", params_[i].first, p, g);
-    if (p.is_cuda())
-      cu::adam_step(p.data<float>(), g.data<float>(), m_[i].data<float>(), v_[i].data<float>(), p.numel(), float(lr),
-                    float(options.beta1), float(options.beta2), float(options.eps), float(options.weight_decay),
-                    steps_, p.device().index);
-    else
-      k::adam_step(p.data<float>(), g.data<float>(), m_[i].data<float>(), v_[i].data<float>(), p.numel(), float(lr),
-                   float(options.beta1), float(options.beta2), float(options.eps), float(options.weight_decay),
-                   steps_);
+    if constexpr (cu::kBuilt) {
+      if (p.is_cuda()) {
+        cu::adam_step(p.data<float>(), g.data<float>(), m_[i].data<float>(), v_[i].data<float>(), p.numel(), float(lr),
+                      float(options.beta1), float(options.beta2), float(options.eps), float(options.weight_decay),
+                      steps_, p.device().index);
+        continue;
+      }
+    }
+    k::adam_step(p.data<float>(), g.data<float>(), m_[i].data<float>(), v_[i].data<float>(), p.numel(), float(lr),
+                 float(options.beta1), float(options.beta2), float(options.eps), float(options.weight_decay), steps_);
   }
 }
 
@@ -142,8 +148,13 @@ double clip_grad_norm(const TensorList& params, double max_norm) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
     check(g.dtype() == DType::f32, "clip_grad_norm", "expects f32 gradients, got ", g.str());
-    total += g.is_cuda() ? cu::sum_of_squares(g.data<float>(), g.numel(), g.device().index)
-                         : k::sum_of_squares(g.data<float>(), g.numel());
+    if constexpr (cu::kBuilt) {
+      if (g.is_cuda()) {
+        total += cu::sum_of_squares(g.data<float>(), g.numel(), g.device().index);
+        continue;
+      }
+    }
+    total += k::sum_of_squares(g.data<float>(), g.numel());
   }
   const double norm = std::sqrt(total);
   check(std::isfinite(norm), "clip_grad_norm", "gradient norm is not finite (", norm, ")");

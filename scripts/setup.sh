@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   doctest-dev libstb-dev libopenblas-dev libopenblas-openmp-dev zlib1g-dev nlohmann-json3-dev libcli11-dev
+  libeigen3-dev libspectra-dev liblapacke-dev
   dataset-fashion-mnist
 )
 

@@ -11,7 +11,7 @@
 #include <system_error>
 #include <vector>
 
-#include "engine/error.h"
+#include "kernels/error.h"
 
 namespace dmix::testing {
 

@@ -4,12 +4,9 @@
 // enlarged, each captioned with its largest soft labels; --json writes every sample's
 // components (source image, class, weight) next to it.
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <memory>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -17,20 +14,10 @@
 
 #include "apps/dmix/commands.h"
 #include "apps/dmix/datasets.h"
+#include "apps/dmix/image_grid.h"
 #include "augment/loader.h"
 #include "augment/mixing.h"
 #include "engine/error.h"
-
-// stb's writer and bitmap font, compiled here and kept private to this file.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb/stb_image_write.h>
-#include <stb/stb_easy_font.h>
-#pragma GCC diagnostic pop
 
 namespace dmix::app {
 namespace {
@@ -52,42 +39,6 @@ struct AugmentOptions {
 };
 
 constexpr int kCaptionLines = 3;
-constexpr int kLineHeight = 10;  // stb_easy_font glyphs are 7 px tall (+ descenders)
-constexpr int kPad = 4;
-constexpr uint8_t kBackground = 24, kText = 235;
-
-// An RGB canvas with just what the grid needs.
-struct Canvas {
-  int width, height;
-  std::vector<uint8_t> rgb;
-  Canvas(int w, int h) : width(w), height(h), rgb(static_cast<size_t>(w) * h * 3, kBackground) {}
-  void set(int x, int y, uint8_t r, uint8_t g, uint8_t b) {
-    if (x < 0 || y < 0 || x >= width || y >= height) return;
-    uint8_t* p = &rgb[(static_cast<size_t>(y) * width + x) * 3];
-    p[0] = r, p[1] = g, p[2] = b;
-  }
-  // Text at (x, y), clipped to max_width pixels; stb_easy_font gives axis-aligned quads.
-  void text(int x, int y, const std::string& s, int max_width) {
-    std::string printable;
-    for (char c : s) printable.push_back(c >= 32 && c < 127 ? c : '?');
-    while (!printable.empty() && stb_easy_font_width(printable.data()) > max_width) printable.pop_back();
-    std::vector<char> vertices(printable.size() * 300 + 64);
-    const int quads = stb_easy_font_print(0.0f, 0.0f, printable.data(), nullptr, vertices.data(),
-                                          static_cast<int>(vertices.size()));
-    for (int q = 0; q < quads; ++q) {
-      float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;
-      for (int v = 0; v < 4; ++v) {
-        float xy[2];
-        std::memcpy(xy, vertices.data() + (q * 4 + v) * 16, sizeof xy);
-        x0 = std::min(x0, xy[0]), x1 = std::max(x1, xy[0]);
-        y0 = std::min(y0, xy[1]), y1 = std::max(y1, xy[1]);
-      }
-      for (int py = static_cast<int>(std::lround(y0)); py < static_cast<int>(std::lround(y1)); ++py)
-        for (int px = static_cast<int>(std::lround(x0)); px < static_cast<int>(std::lround(x1)); ++px)
-          set(x + px, y + py, kText, kText, kText);
-    }
-  }
-};
 
 std::string class_name(const augment::Dataset& d, int64_t c) {
   return c >= 0 && c < static_cast<int64_t>(d.class_names.size()) ? d.class_names[static_cast<size_t>(c)]
@@ -137,36 +88,17 @@ int run_augment(const AugmentOptions& o) {
   const float* targets = mixed.targets.data<float>();
 
   // The grid: tiles of the enlarged image above its caption.
-  const int tile_w = static_cast<int>(std::max<int64_t>(W * o.scale, 96));
-  const int tile_h = static_cast<int>(H * o.scale) + kCaptionLines * kLineHeight + 2;
-  const int cols = static_cast<int>(std::min(o.columns, n));
-  const int rows = static_cast<int>((n + cols - 1) / cols);
-  Canvas canvas(cols * (tile_w + kPad) + kPad, rows * (tile_h + kPad) + kPad);
+  ImageGrid grid(n, o.columns, H, W, o.scale, kCaptionLines);
   for (int64_t s = 0; s < n; ++s) {
-    const int x0 = kPad + static_cast<int>(s % cols) * (tile_w + kPad);
-    const int y0 = kPad + static_cast<int>(s / cols) * (tile_h + kPad);
-    const float* img = images + s * C * H * W;
-    for (int64_t y = 0; y < H * o.scale; ++y)
-      for (int64_t x = 0; x < W * o.scale; ++x) {
-        uint8_t rgb[3];
-        for (int64_t c = 0; c < 3; ++c) {
-          const int64_t ch = C == 3 ? c : 0;
-          const float v = img[(ch * H + y / o.scale) * W + x / o.scale];
-          const float plain = mix.mean.empty() ? v : v * mix.std[static_cast<size_t>(ch)] + mix.mean[static_cast<size_t>(ch)];
-          rgb[c] = static_cast<uint8_t>(std::lround(std::clamp(plain, 0.0f, 1.0f) * 255.0f));
-        }
-        canvas.set(x0 + static_cast<int>(x), y0 + static_cast<int>(y), rgb[0], rgb[1], rgb[2]);
-      }
+    grid.image(s, images + s * C * H * W, C, mix.mean, mix.std);
     const auto top = ranked(targets + s * dataset.num_classes, dataset.num_classes);
     for (int line = 0; line < kCaptionLines && line < static_cast<int>(top.size()); ++line) {
       char weight[16];
       std::snprintf(weight, sizeof weight, "%.2f ", top[static_cast<size_t>(line)].second);
-      canvas.text(x0, y0 + static_cast<int>(H * o.scale) + 2 + line * kLineHeight,
-                  weight + class_name(dataset, top[static_cast<size_t>(line)].first), tile_w);
+      grid.caption(s, line, weight + class_name(dataset, top[static_cast<size_t>(line)].first));
     }
   }
-  check(stbi_write_png(o.out.c_str(), canvas.width, canvas.height, 3, canvas.rgb.data(), canvas.width * 3) != 0, op,
-        "cannot write ", o.out);
+  grid.write_png(o.out, op);
 
   if (!o.json.empty()) {
     nlohmann::json j;

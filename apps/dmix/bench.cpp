@@ -25,13 +25,14 @@
 
 #include "apps/dmix/bench_timing.h"
 #include "apps/dmix/commands.h"
+#include "apps/dmix/options.h"
 #include "engine/ops.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/threads.h"
 #include "kernels/cuda/batchnorm.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/gemm.h"
-#include "kernels/cuda/runtime.h"
 #include "nn/models/registry.h"
 #include "nn/optim.h"
 
@@ -70,12 +71,14 @@ double cuda_sgemm_gflops(const Target& t, int64_t n, CudaGemm which) {
   Tensor a = gen.normal({n, n}, 0.0, 1.0, DType::f32, t.device), b = gen.normal({n, n}, 0.0, 1.0, DType::f32, t.device);
   Tensor c = Tensor::empty({n, n}, DType::f32, t.device);
   auto run = [&] {
-    if (which == CudaGemm::cuBLAS)
-      kernels::cuda::gemm_cublas(false, false, n, n, n, 1.0f, a.data<float>(), n, b.data<float>(), n, 0.0f,
-                                 c.data<float>(), n, d);
-    else
-      kernels::cuda::gemm_tiled(false, false, n, n, n, 1.0f, a.data<float>(), n, b.data<float>(), n, 0.0f,
-                                c.data<float>(), n, d);
+    if constexpr (kernels::cuda::kBuilt) {
+      if (which == CudaGemm::cuBLAS)
+        kernels::cuda::gemm_cublas(false, false, n, n, n, 1.0f, a.data<float>(), n, b.data<float>(), n, 0.0f,
+                                   c.data<float>(), n, d);
+      else
+        kernels::cuda::gemm_tiled(false, false, n, n, n, 1.0f, a.data<float>(), n, b.data<float>(), n, 0.0f,
+                                  c.data<float>(), n, d);
+    }
   };
   return 2.0 * double(n) * double(n) * double(n) / median_seconds(t, run, 2, 8) / 1e9;
 }
@@ -152,13 +155,15 @@ void bandwidth_workloads(const Target& t, Figures& out) {
   Tensor gweight = Tensor::empty({C}, DType::f32, t.device), gbias = Tensor::empty({C}, DType::f32, t.device);
   const double bn_gb = 4.0 * double(N * C * S) / 1e9;
   out["batchnorm_64ch_56x56_b256_fwd_gbps"] = 2 * bn_gb / median_seconds(t, [&] {
-    kernels::cuda::batch_norm_forward_train(x.data<float>(), N, C, S, weight.data<float>(), bias.data<float>(), 1e-5,
-                                            y.data<float>(), mean.data<float>(), invstd.data<float>(), nullptr, d);
+    if constexpr (kernels::cuda::kBuilt)
+      kernels::cuda::batch_norm_forward_train(x.data<float>(), N, C, S, weight.data<float>(), bias.data<float>(), 1e-5,
+                                              y.data<float>(), mean.data<float>(), invstd.data<float>(), nullptr, d);
   }, 2, 10);
   out["batchnorm_64ch_56x56_b256_bwd_gbps"] = 3 * bn_gb / median_seconds(t, [&] {
-    kernels::cuda::batch_norm_backward_train(g.data<float>(), x.data<float>(), N, C, S, mean.data<float>(),
-                                             invstd.data<float>(), weight.data<float>(), gx.data<float>(),
-                                             gweight.data<float>(), gbias.data<float>(), d);
+    if constexpr (kernels::cuda::kBuilt)
+      kernels::cuda::batch_norm_backward_train(g.data<float>(), x.data<float>(), N, C, S, mean.data<float>(),
+                                               invstd.data<float>(), weight.data<float>(), gx.data<float>(),
+                                               gweight.data<float>(), gbias.data<float>(), d);
   }, 2, 10);
 }
 
@@ -183,14 +188,16 @@ Figures cuda_op_workloads(const Target& t) {
   using kernels::cuda::ConvBackend;
   using kernels::cuda::CudnnApi;
   conv_workloads(t, out, "");
-  if (kernels::cuda::conv_backend() == ConvBackend::cuDNN) {
-    const ConvChoiceRestorer restore;
-    for (CudnnApi api : {CudnnApi::Legacy, CudnnApi::Graph}) {
-      kernels::cuda::set_cudnn_api(api);
-      conv_workloads(t, out, std::string("_cudnn_") + kernels::cuda::cudnn_api_name(api));
+  if constexpr (kernels::cuda::kBuilt) {
+    if (kernels::cuda::conv_backend() == ConvBackend::cuDNN) {
+      const ConvChoiceRestorer restore;
+      for (CudnnApi api : {CudnnApi::Legacy, CudnnApi::Graph}) {
+        kernels::cuda::set_cudnn_api(api);
+        conv_workloads(t, out, std::string("_cudnn_") + kernels::cuda::cudnn_api_name(api));
+      }
+      kernels::cuda::set_conv_backend(ConvBackend::Handwritten);
+      conv_workloads(t, out, "_handwritten");
     }
-    kernels::cuda::set_conv_backend(ConvBackend::Handwritten);
-    conv_workloads(t, out, "_handwritten");
   }
   batchnorm_workload(t, out);
   bandwidth_workloads(t, out);
@@ -201,8 +208,7 @@ struct ModelBenchOptions {
   std::string model;
   int64_t batch = 64, classes = 0, channels = 3, size = 0;
   bool train = false, infer = false, hvp = false, fmnist = false, json = false;
-  int threads = 0;
-  std::string device = "cpu";
+  RunOptions run;
 };
 
 // The models workloads of torch_reference.py: a full SGD step (Nesterov, weight decay)
@@ -261,9 +267,12 @@ Figures model_workloads(const ModelBenchOptions& o, const Target& t) {
 
 // "cpu, 8 threads" or "cuda:0, convolution cudnn, TF32 off".
 std::string describe(const Target& t) {
-  if (!t.device.is_cuda()) return "cpu, " + std::to_string(kernels::cpu::num_threads()) + " threads";
-  return t.device.str() + ", convolution " + kernels::cuda::conv_backend_name(kernels::cuda::conv_backend()) +
-         ", TF32 " + (kernels::cuda::allow_tf32() ? "on" : "off");
+  if constexpr (kernels::cuda::kBuilt) {
+    if (t.device.is_cuda())
+      return t.device.str() + ", convolution " + kernels::cuda::conv_backend_name(kernels::cuda::conv_backend()) +
+             ", TF32 " + (kernels::cuda::allow_tf32() ? "on" : "off");
+  }
+  return "cpu, " + std::to_string(kernels::cpu::num_threads()) + " threads";
 }
 
 }  // namespace
@@ -282,13 +291,11 @@ void add_bench_command(CLI::App& app) {
   bench->add_option("--num-classes", mo->classes, "Classes (default 1000 for ImageNet models, 100 otherwise)");
   bench->add_option("--in-channels", mo->channels, "Input channels")->capture_default_str();
   bench->add_option("--input-size", mo->size, "Input height = width (default 224 ImageNet models, 32 otherwise)");
-  bench->add_option("--threads", mo->threads, "CPU threads (default: all cores)")->check(positive());
-  bench->add_option("--device", mo->device, "Where to run: cpu, cuda or cuda:N")->capture_default_str();
+  mo->run.add_to(*bench, "Where to run: cpu, cuda or cuda:N");
   bench->add_flag("--json", mo->json, "Print one JSON object with the PyTorch script's `models` keys");
   on_run(bench, [mo] {
     check(!mo->model.empty(), "bench", "give --model NAME, or use `dmix bench ops`");
-    const Target target = parse_target(mo->device);
-    if (mo->threads > 0) kernels::cpu::set_num_threads(mo->threads);
+    const Target target{mo->run.resolve()};
     const auto figures = model_workloads(*mo, target);
     if (mo->json) {
       std::printf("%s\n", nlohmann::json(figures).dump(1).c_str());
@@ -302,22 +309,18 @@ void add_bench_command(CLI::App& app) {
   auto* ops = bench->add_subcommand("ops", "GEMM, convolution, batch-norm (and on a GPU bandwidth) workloads");
   struct Options {
     bool json = false;
-    int threads = 0;
     std::string gemm = "openblas";
-    std::string device = "cpu";
+    RunOptions run;
   };
   auto opt = std::make_shared<Options>();
   ops->add_flag("--json", opt->json, "Print one JSON object with the PyTorch script's keys");
-  ops->add_option("--threads", opt->threads, "CPU threads (default: all cores)")->check(positive());
   ops->add_option("--gemm", opt->gemm, "CPU GEMM behind matmul and conv: openblas or handwritten")
       ->check(CLI::IsMember({"openblas", "handwritten"}));
-  ops->add_option("--device", opt->device,
+  opt->run.add_to(*ops,
                   "Where to run: cpu, cuda or cuda:N (on a GPU, both GEMMs and both convolution backends are timed; "
-                  "DMIX_CUDA_CONV picks the one under the PyTorch script's keys)")
-      ->capture_default_str();
+                  "DMIX_CUDA_CONV picks the one under the PyTorch script's keys)");
   on_run(ops, [opt] {
-    const Target target = parse_target(opt->device);
-    if (opt->threads > 0) kernels::cpu::set_num_threads(opt->threads);
+    const Target target{opt->run.resolve()};
     if (target.device.is_cuda()) {
       const auto figures = cuda_op_workloads(target);
       if (opt->json) {

@@ -16,6 +16,7 @@
 
 #include "apps/dmix/bench_timing.h"
 #include "apps/dmix/commands.h"
+#include "apps/dmix/options.h"
 #include "augment/mixing.h"
 #include "engine/autograd.h"
 #include "engine/ops.h"
@@ -32,8 +33,7 @@ struct MixBenchOptions {
   double alpha = 1.0;
   std::string model;
   int reps = 20;
-  int threads = 0;
-  std::string device = "cpu";
+  RunOptions run;
   bool json = false;
 };
 
@@ -56,8 +56,7 @@ double train_step_seconds(const MixBenchOptions& o, const Target& t, const Tenso
 }
 
 int run_bench_mix(const MixBenchOptions& o) {
-  if (o.threads > 0) kernels::cpu::set_num_threads(o.threads);
-  const Target t = parse_target(o.device);
+  const Target t{o.run.resolve()};
   Generator data_gen(7);
   const Tensor images = data_gen.normal({o.batch, o.channels, o.size, o.size}).to(t.device);
   const Tensor labels = data_gen.randint({o.batch}, 0, o.classes);
@@ -96,7 +95,7 @@ int run_bench_mix(const MixBenchOptions& o) {
   }
   std::printf("dmix bench mix: batch %lld x %lld x %lld x %lld, K=%lld, alpha=%g, on %s, %d threads\n",
               (long long)o.batch, (long long)o.channels, (long long)o.size, (long long)o.size, (long long)o.k, o.alpha,
-              o.device.c_str(), kernels::cpu::num_threads());
+              o.run.device.c_str(), kernels::cpu::num_threads());
   if (step_ms > 0) std::printf("  %s training step: %.1f ms\n", o.model.c_str(), step_ms);
   std::printf("  %-18s %12s %12s%s\n", "method", "ms/batch", "images/s", step_ms > 0 ? "   share of mix+step" : "");
   for (augment::MixMethod m : methods) {
@@ -122,8 +121,7 @@ void add_bench_mix_command(CLI::App& bench) {
   cmd->add_option("--mix-alpha", o->alpha, "Dirichlet / Beta concentration")->check(positive())->capture_default_str();
   cmd->add_option("--model", o->model, "Also time a training step of this model (e.g. pyramidnet110_a64)");
   cmd->add_option("--reps", o->reps, "Timed repetitions per method")->check(positive())->capture_default_str();
-  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(positive());
-  cmd->add_option("--device", o->device, "cpu or cuda[:N]: where the batch lives and is mixed")->capture_default_str();
+  o->run.add_to(*cmd, "cpu or cuda[:N]: where the batch lives and is mixed");
   cmd->add_flag("--json", o->json, "Print one JSON object");
   on_run(cmd, [o] { return run_bench_mix(*o); });
 }

@@ -9,31 +9,17 @@
 
 #include "engine/device.h"
 #include "engine/error.h"
-#include "kernels/cuda/runtime.h"
 
 namespace dmix::app {
 
-// Where the workloads run; on a GPU, sync() waits for the queued work.
+// Where the workloads run (RunOptions::resolve in options.h checks the device); on a GPU,
+// sync() waits for the queued work.
 struct Target {
   Device device = Device::cpu();
   void sync() const {
-    if (device.is_cuda()) kernels::cuda::synchronize(device.index);
+    synchronize(device);
   }
 };
-
-// "cpu" or "cuda[:N]", checked: a GPU that is not there is one clear error.
-inline Target parse_target(const std::string& text) {
-  Target t;
-  t.device = Device::parse(text);
-  if (t.device.is_cuda()) {
-    check(kernels::cuda::built_with_cuda(), "bench", "--device ", text,
-          ": dmix was built without the CUDA backend (configure with -DDMIX_CUDA=ON)");
-    const int count = kernels::cuda::device_count();
-    check(count > 0, "bench", "--device ", text, ": no CUDA device is visible (no GPU, or no driver)");
-    check(t.device.index < count, "bench", "--device ", text, ": only ", count, " CUDA device(s) are visible");
-  }
-  return t;
-}
 
 // Median wall time of fn over reps runs after warmup runs; on a GPU each run ends with a
 // synchronize, so a run is timed until its work is done.

@@ -1,4 +1,5 @@
-// The subcommands of the dmix CLI. Each add_* registers its options and a callback.
+// The subcommands of the dmix CLI. Each add_* registers its options and a callback; the
+// flags several commands share come from the bundles in options.h.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
@@ -34,8 +35,11 @@ inline CLI::Validator non_negative() {
 void add_bench_command(CLI::App& app);
 void add_bench_mix_command(CLI::App& bench);  // `dmix bench mix`, under the bench command
 void add_train_command(CLI::App& app);
-void add_model_commands(CLI::App& app);  // info, eval, predict
+void add_info_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_predict_command(CLI::App& app);
 void add_augment_command(CLI::App& app);
+void add_subsample_command(CLI::App& app);
 
 // Runs the callback of the subcommand that was parsed; returns its exit status, or -1
 // when no parsed subcommand has a callback.

@@ -12,24 +12,28 @@
 #include "kernels/cpu/threads.h"
 
 int main(int argc, char** argv) {
-  // Tiny gradients (mixed-label runs produce them) would otherwise run ~100x slower as denormals.
-  dmix::kernels::cpu::set_flush_denormal(true);
-  CLI::App app{"dmix: a from-scratch deep-learning engine (C++17/CUDA) for the K-image mixing paper"};
-  app.require_subcommand(1);
-  // A flag given twice takes its last value, so scripts can append overrides.
-  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.set_version_flag("--version", std::string("dmix ") + dmix::kVersion);
-  dmix::app::add_train_command(app);
-  dmix::app::add_model_commands(app);
-  dmix::app::add_augment_command(app);
-  dmix::app::add_bench_command(app);
-  dmix::app::add_bench_mix_command(*app.get_subcommand("bench"));
+  // One try around everything, CLI11's setup included: whatever throws becomes the one-line error.
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  try {
+    // Tiny gradients (mixed-label runs produce them) would otherwise run ~100x slower as denormals.
+    dmix::kernels::cpu::set_flush_denormal(true);
+    CLI::App app{"dmix: a from-scratch deep-learning engine (C++17/CUDA) for the K-image mixing paper"};
+    app.require_subcommand(1);
+    // A flag given twice takes its last value, so scripts can append overrides.
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    app.set_version_flag("--version", std::string("dmix ") + dmix::kVersion);
+    dmix::app::add_train_command(app);
+    dmix::app::add_info_command(app);
+    dmix::app::add_eval_command(app);
+    dmix::app::add_predict_command(app);
+    dmix::app::add_augment_command(app);
+    dmix::app::add_subsample_command(app);
+    dmix::app::add_bench_command(app);
+    dmix::app::add_bench_mix_command(*app.get_subcommand("bench"));
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e);
+    }
     const int status = dmix::app::run_selected(app);
     return status == -1 ? 2 : status;
   } catch (const dmix::Error& e) {

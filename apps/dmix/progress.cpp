@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 
 namespace dmix::app {
@@ -11,6 +12,8 @@ Progress::Progress(int64_t total, std::string label, bool enabled)
   start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 
+void Progress::update(int64_t done, double images) { update(done, std::nan(""), images); }
+
 void Progress::update(int64_t done, double loss, double images) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
@@ -19,9 +22,11 @@ void Progress::update(int64_t done, double loss, double images) {
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   const double eta = done > 0 ? elapsed * double(total_ - done) / double(done) : 0.0;
   const int width = 30, filled = int(width * done / std::max<int64_t>(total_, 1));
-  std::fprintf(stderr, "\r%s [%s%s] %lld/%lld loss %.4f %.0f img/s ETA %.0fs ", label_.c_str(),
+  char loss_text[32] = "";
+  if (!std::isnan(loss)) std::snprintf(loss_text, sizeof loss_text, "loss %.4f ", loss);
+  std::fprintf(stderr, "\r%s [%s%s] %lld/%lld %s%.0f img/s ETA %.0fs ", label_.c_str(),
                std::string(filled, '=').c_str(), std::string(width - filled, ' ').c_str(), (long long)done,
-               (long long)total_, loss, elapsed > 0 ? images / elapsed : 0.0, eta);
+               (long long)total_, loss_text, elapsed > 0 ? images / elapsed : 0.0, eta);
   std::fflush(stderr);
 }
 

@@ -10,6 +10,7 @@ class Progress {
  public:
   Progress(int64_t total, std::string label, bool enabled);
   void update(int64_t done, double loss, double images);
+  void update(int64_t done, double images);  // no loss to show (e.g. scoring)
   void finish();
 
  private:

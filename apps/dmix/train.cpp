@@ -19,14 +19,17 @@
 
 #include "apps/dmix/commands.h"
 #include "apps/dmix/datasets.h"
+#include "apps/dmix/options.h"
 #include "apps/dmix/progress.h"
+#include "apps/dmix/train.h"
 #include "augment/loader.h"
 #include "augment/mixing.h"
+#include "dmix/device.h"
+#include "dmix/model_io.h"
+#include "dmix/training.h"
 #include "engine/ops.h"
-#include "kernels/cpu/threads.h"
 #include "nn/checkpoint.h"
 #include "nn/metrics.h"
-#include "nn/models/registry.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
 
@@ -51,11 +54,11 @@ struct TrainOptions {
   std::string schedule = "cosine";
   double warmup = 0.0;
   uint64_t seed = 0;
-  std::string device = "cpu";
+  RunOptions run;
   std::string out = "runs/default";
   std::string resume;
   int64_t limit_train = 0, limit_test = 0;
-  int threads = 0, workers = 2;
+  int workers = 2;
   int stop_after = 0;  // > 0: stop after this many epochs in this run, as if interrupted
   // Mixing augmentation (augment/mixing.h), applied to each training batch.
   // DCutMix K=3 with alpha = 0.2 (the paper's PyramidNet-110 concentration) on half the
@@ -95,93 +98,26 @@ std::vector<int64_t> first_n(int64_t n, int64_t size) {
   return v;
 }
 
-struct EvalResult {
-  double top1_error = 0, top5_error = 0, loss = 0;
-  int64_t count = 0;
-};
-
-EvalResult evaluate(nn::Module& model, augment::DataLoader& loader, Device device) {
-  model.eval();
-  autograd::NoGradGuard no_grad;
-  EvalResult r;
-  int64_t top1 = 0, top5 = 0;
-  double loss_sum = 0;
-  loader.start_epoch(0);
-  augment::Batch b;
-  while (loader.next(b)) {
-    Tensor logits = model(b.images.to(device));
-    const int64_t n = b.labels.size(0);
-    loss_sum += cross_entropy(logits, b.labels.to(device)).item() * double(n);
-    top1 += nn::count_topk_correct(logits, b.labels, 1);
-    top5 += nn::count_topk_correct(logits, b.labels, std::min<int64_t>(5, logits.size(1)));
-    r.count += n;
-  }
-  check(r.count > 0, "eval", "the evaluation set is empty");
-  r.top1_error = 100.0 * double(r.count - top1) / double(r.count);
-  r.top5_error = 100.0 * double(r.count - top5) / double(r.count);
-  r.loss = loss_sum / double(r.count);
-  return r;
-}
-
-std::unique_ptr<nn::Optimizer> make_optimizer(const TrainOptions& o, const nn::Module& model) {
-  if (o.optimizer == "sgd") {
-    nn::SgdOptions s;
-    s.lr = o.lr;
-    s.momentum = o.momentum;
-    s.weight_decay = o.weight_decay;
-    s.nesterov = o.nesterov && o.momentum > 0;
-    return std::make_unique<nn::SGD>(model.named_parameters(), s);
-  }
-  nn::AdamOptions a;
-  a.lr = o.lr;
-  a.weight_decay = o.weight_decay;
-  return std::make_unique<nn::Adam>(model.named_parameters(), a);
-}
-
-int run_train(const TrainOptions& o) {
-  if (o.threads > 0) kernels::cpu::set_num_threads(o.threads);
-  const Device device = Device::parse(o.device);
-  check(device.is_cpu() || cuda_available(), "train", "--device ", o.device,
-        " requested but no GPU is available on this machine");
-  check(o.epochs > 0 && o.batch > 0, "train", "--epochs and --batch must be positive");
-
-  augment::Dataset train_set = load_dataset(o.dataset, o.data, true, o.class_index);
-  augment::Dataset test_set = load_dataset(o.dataset, o.data, false, o.class_index);
-  const int64_t image_size = preset_image_size(o.dataset, o.image_size);
-  const int64_t classes = o.num_classes > 0 ? o.num_classes : train_set.num_classes;
-  const int64_t channels = o.in_channels > 0 ? o.in_channels : train_set.channels();
-  check(channels == train_set.channels(), "train", "--in-channels ", channels, " but ", o.dataset, " images have ",
-        train_set.channels());
-  check(classes >= train_set.num_classes, "train", "--num-classes ", classes, " is below the dataset's ",
-        train_set.num_classes);
-
-  // Resume: the checkpoint decides the model and where to continue.
-  nn::Checkpoint resume;
+// Everything a run trains with, built from the options by set_up(): the model and its
+// optimizer and schedule, the two loaders, the mixing, and where a resumed run continues.
+struct TrainingRun {
+  Device device;
+  int64_t classes = 0, channels = 0, image_size = 0;
+  std::shared_ptr<nn::Module> model;
+  std::unique_ptr<nn::Optimizer> optimizer;
+  nn::LrSchedule schedule;
+  std::unique_ptr<augment::DataLoader> train_loader, test_loader;
+  augment::MixOptions mix;
   int start_epoch = 0;
   double best_error = 101.0;
   int best_epoch = 0;
-  if (!o.resume.empty()) {
-    resume = nn::load_checkpoint(o.resume);
-    check(resume.is_dmix_checkpoint, "train", o.resume, " is a plain state dict, not a dmix training checkpoint");
-    check(resume.meta("model") == o.model, "train", "checkpoint ", o.resume, " holds model ", resume.meta("model"),
-          ", but --model is ", o.model);
-    start_epoch = std::stoi(resume.meta("epoch"));
-    best_error = std::stod(resume.meta("best_top1_error"));
-    best_epoch = std::stoi(resume.meta("best_epoch"));
-  }
+  int64_t train_split_size = 0;
+  std::vector<int64_t> subset_classes;  // --subset: its images per class
+};
 
-  default_generator().set_state(o.seed, 0);
-  std::shared_ptr<nn::Module> model = nn::make_model(o.model, classes, channels);
-  model->to(device);
-  auto optimizer = make_optimizer(o, *model);
-  nn::LrSchedule schedule = nn::LrSchedule::parse(o.schedule, o.lr, o.epochs);
-  schedule.warmup_epochs = o.warmup;
-  if (!o.resume.empty()) {
-    model->load_state_dict(resume.model);
-    optimizer->load_state_dict(resume.optimizer);
-    default_generator().set_state(std::stoull(resume.meta("rng_seed")), std::stoull(resume.meta("rng_stream")));
-  }
-
+// The training loader's options: the per-image augmentation before mixing, and the subset.
+augment::LoaderOptions train_loader_options(const TrainOptions& o, const augment::Dataset& train_set,
+                                            int64_t image_size) {
   augment::LoaderOptions train_opt;
   train_opt.batch_size = o.batch;
   train_opt.shuffle = true;
@@ -205,120 +141,220 @@ int run_train(const TrainOptions& o) {
   }
   if (!o.subset.empty()) train_opt.subset = augment::load_subset_file(o.subset, train_set.size());
   if (o.limit_train > 0) train_opt.subset = first_n(o.limit_train, train_set.size());
+  return train_opt;
+}
+
+TrainingRun set_up(const TrainOptions& o) {
+  TrainingRun r;
+  r.device = o.run.resolve();
+  check(o.epochs > 0 && o.batch > 0, "train", "--epochs and --batch must be positive");
+  check(o.subset.empty() || o.limit_train == 0, "train",
+        "--subset and --limit-train both choose the training images; give one of them");
+
+  augment::Dataset train_set = load_dataset(o.dataset, o.data, true, o.class_index);
+  augment::Dataset test_set = load_dataset(o.dataset, o.data, false, o.class_index);
+  r.image_size = preset_image_size(o.dataset, o.image_size);
+  r.classes = o.num_classes > 0 ? o.num_classes : train_set.num_classes;
+  r.channels = o.in_channels > 0 ? o.in_channels : train_set.channels();
+  check(r.channels == train_set.channels(), "train", "--in-channels ", r.channels, " but ", o.dataset,
+        " images have ", train_set.channels());
+  check(r.classes >= train_set.num_classes, "train", "--num-classes ", r.classes, " is below the dataset's ",
+        train_set.num_classes);
+
+  // Resume: the checkpoint decides the model and where to continue.
+  nn::Checkpoint resume;
+  if (!o.resume.empty()) {
+    resume = nn::load_checkpoint(o.resume);
+    check(resume.is_dmix_checkpoint, "train", o.resume, " is a plain state dict, not a dmix training checkpoint");
+    check(resume.meta("model") == o.model, "train", "checkpoint ", o.resume, " holds model ", resume.meta("model"),
+          ", but --model is ", o.model);
+    r.start_epoch = std::stoi(resume.meta("epoch"));
+    r.best_error = std::stod(resume.meta("best_top1_error"));
+    r.best_epoch = std::stoi(resume.meta("best_epoch"));
+  }
+
+  default_generator().set_state(o.seed, 0);
+  r.model = build_model({o.model, r.classes, r.channels}, r.device);
+  OptimizerOptions opt;
+  opt.name = o.optimizer;
+  opt.lr = o.lr;
+  opt.momentum = o.momentum;
+  opt.weight_decay = o.weight_decay;
+  opt.nesterov = o.nesterov;
+  r.optimizer = make_optimizer(*r.model, opt);
+  r.schedule = nn::LrSchedule::parse(o.schedule, o.lr, o.epochs);
+  r.schedule.warmup_epochs = o.warmup;
+  if (!o.resume.empty()) {
+    r.model->load_state_dict(resume.model);
+    r.optimizer->load_state_dict(resume.optimizer);
+    default_generator().set_state(std::stoull(resume.meta("rng_seed")), std::stoull(resume.meta("rng_stream")));
+  }
+
+  const augment::LoaderOptions train_opt = train_loader_options(o, train_set, r.image_size);
+  r.train_split_size = train_set.size();
+  if (!o.subset.empty()) {
+    r.subset_classes.assign(static_cast<size_t>(train_set.num_classes), 0);
+    for (int64_t i : *train_opt.subset) ++r.subset_classes[static_cast<size_t>(train_set.labels.data<int64_t>()[i])];
+  }
   augment::LoaderOptions test_opt = train_opt;
   test_opt.shuffle = false;
   test_opt.drop_last = false;
   test_opt.batch_size = std::max<int64_t>(o.batch, 256);
-  test_opt.pipeline = augment::eval_pipeline(test_set.name, image_size);
+  test_opt.pipeline = augment::eval_pipeline(test_set.name, r.image_size);
   test_opt.subset.reset();
   if (o.limit_test > 0) test_opt.subset = first_n(o.limit_test, test_set.size());
-  augment::DataLoader train_loader(train_set, train_opt), test_loader(test_set, test_opt);
-  check(train_loader.batches_per_epoch() > 0, "train", "fewer training samples (", train_loader.size(),
+  r.train_loader = std::make_unique<augment::DataLoader>(train_set, train_opt);
+  r.test_loader = std::make_unique<augment::DataLoader>(test_set, test_opt);
+  check(r.train_loader->batches_per_epoch() > 0, "train", "fewer training samples (", r.train_loader->size(),
         ") than one batch (", o.batch, ")");
 
-  namespace fs = std::filesystem;
-  fs::create_directories(o.out);
-  const std::string last_path = (fs::path(o.out) / "last.safetensors").string();
-  const std::string best_path = (fs::path(o.out) / "best.safetensors").string();
-  std::ofstream metrics((fs::path(o.out) / "metrics.jsonl").string(), std::ios::app);
-  check(bool(metrics), "train", "cannot write ", (fs::path(o.out) / "metrics.jsonl").string());
+  r.mix.method = augment::parse_mix_method(o.mix);
+  r.mix.k = o.mix_k;
+  r.mix.alpha = o.mix_alpha;
+  r.mix.prob = o.mix_prob;
+  r.mix.cutout_length = o.cutout_length;
+  r.mix.detector = augment::parse_saliency_detector(o.saliency);
+  r.mix.mean = train_opt.pipeline.mean;
+  r.mix.std = train_opt.pipeline.std;
+  r.mix.label_smoothing = o.label_smoothing;
+  return r;
+}
 
-  if (!o.quiet)
-    std::fprintf(stderr, "dmix train: %s (%lld parameters) on %s, %lld train / %lld test images, %d threads, %s\n",
-                 o.model.c_str(), (long long)model->num_parameters(), o.dataset.c_str(), (long long)train_loader.size(),
-                 (long long)test_loader.size(), kernels::cpu::num_threads(), train_opt.pipeline.str().c_str());
+struct EpochStats {
+  double loss = 0;  // mean over the epoch's images
+  double top1_error = 0;
+  double images_per_s = 0;
+};
 
-  augment::MixOptions mix;
-  mix.method = augment::parse_mix_method(o.mix);
-  mix.k = o.mix_k;
-  mix.alpha = o.mix_alpha;
-  mix.prob = o.mix_prob;
-  mix.cutout_length = o.cutout_length;
-  mix.detector = augment::parse_saliency_detector(o.saliency);
-  mix.mean = train_opt.pipeline.mean;
-  mix.std = train_opt.pipeline.std;
-  mix.label_smoothing = o.label_smoothing;
-
-  const int64_t nb = train_loader.batches_per_epoch();
-  const int end_epoch = o.stop_after > 0 ? std::min(o.epochs, start_epoch + o.stop_after) : o.epochs;
-  for (int epoch = start_epoch; epoch < end_epoch; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    model->train();
-    train_loader.start_epoch(epoch);
-    Progress progress(nb, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), !o.quiet);
-    double loss_sum = 0;
-    int64_t seen = 0, correct = 0;
-    augment::Batch b;
-    for (int64_t i = 0; train_loader.next(b); ++i) {
-      optimizer->lr = schedule.lr_at(epoch + double(i) / double(nb));
-      Tensor logits, loss;
-      if (mix.method == augment::MixMethod::None) {
-        logits = model->forward(b.images.to(device));
-        loss = cross_entropy(logits, b.labels.to(device), o.label_smoothing);
-      } else {
-        // Mixing draws from the default generator, whose state every checkpoint saves, and
-        // runs where the batch lives (the draws are the same on every device).
-        augment::MixedBatch mixed =
-            augment::mix_batch(b.images.to(device), b.labels, b.indices, classes, mix, default_generator());
-        logits = model->forward(mixed.images);
-        loss = soft_cross_entropy(logits, mixed.targets.to(device));
-      }
-      const double loss_value = loss.item();
-      check(std::isfinite(loss_value), "train", "loss became ", loss_value, " at epoch ", epoch + 1, " batch ", i + 1,
-            "; stopping (the last good checkpoint is ", fs::exists(last_path) ? last_path : std::string("not written yet"),
-            "); try a lower --lr");
-      optimizer->zero_grad();
-      loss.backward();
-      optimizer->step();
-      const int64_t n = b.labels.size(0);
-      loss_sum += loss_value * double(n);
-      correct += nn::count_topk_correct(logits, b.labels, 1);
-      seen += n;
-      progress.update(i + 1, loss_sum / double(seen), double(seen));
+// One pass over the training loader: mixing, forward, loss, backward, step, with the
+// learning rate of the schedule at every batch. A loss that is not finite stops the run
+// before the step, so the last checkpoint written stays the last good one.
+EpochStats train_one_epoch(TrainingRun& r, const TrainOptions& o, int epoch, const std::string& last_path) {
+  const auto t0 = std::chrono::steady_clock::now();
+  nn::Module& model = *r.model;
+  augment::DataLoader& loader = *r.train_loader;
+  const int64_t nb = loader.batches_per_epoch();
+  model.train();
+  loader.start_epoch(epoch);
+  Progress progress(nb, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), !o.quiet);
+  double loss_sum = 0;
+  int64_t seen = 0, correct = 0;
+  augment::Batch b;
+  for (int64_t i = 0; loader.next(b); ++i) {
+    r.optimizer->lr = r.schedule.lr_at(epoch + double(i) / double(nb));
+    Tensor logits, loss;
+    if (r.mix.method == augment::MixMethod::None) {
+      logits = model.forward(b.images.to(r.device));
+      loss = cross_entropy(logits, b.labels.to(r.device), o.label_smoothing);
+    } else {
+      // Mixing draws from the default generator, whose state every checkpoint saves, and
+      // runs where the batch lives (the draws are the same on every device).
+      augment::MixedBatch mixed =
+          augment::mix_batch(b.images.to(r.device), b.labels, b.indices, r.classes, r.mix, default_generator());
+      logits = model.forward(mixed.images);
+      loss = soft_cross_entropy(logits, mixed.targets.to(r.device));
     }
-    progress.finish();
-    const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    EvalResult ev = evaluate(*model, test_loader, device);
-    const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const bool is_best = ev.top1_error <= best_error;
-    if (is_best) {
-      best_error = ev.top1_error;
-      best_epoch = epoch + 1;
-    }
+    const double loss_value = loss.item();
+    check(std::isfinite(loss_value), "train", "loss became ", loss_value, " at epoch ", epoch + 1, " batch ", i + 1,
+          "; stopping (the last good checkpoint is ",
+          std::filesystem::exists(last_path) ? last_path : std::string("not written yet"), "); try a lower --lr");
+    r.optimizer->zero_grad();
+    loss.backward();
+    r.optimizer->step();
+    const int64_t n = b.labels.size(0);
+    loss_sum += loss_value * double(n);
+    correct += nn::count_topk_correct(logits, b.labels, 1);
+    seen += n;
+    progress.update(i + 1, loss_sum / double(seen), double(seen));
+  }
+  progress.finish();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return {loss_sum / double(seen), 100.0 * double(seen - correct) / double(seen), double(seen) / seconds};
+}
+
+// Where a run writes: OUT/last.safetensors after every epoch, OUT/best.safetensors when
+// the test error is the best so far, and one JSON line per epoch in OUT/metrics.jsonl.
+struct RunOutput {
+  std::string last_path, best_path;
+  std::ofstream metrics;
+
+  explicit RunOutput(const std::string& out) {
+    namespace fs = std::filesystem;
+    fs::create_directories(out);
+    last_path = (fs::path(out) / "last.safetensors").string();
+    best_path = (fs::path(out) / "best.safetensors").string();
+    const std::string metrics_path = (fs::path(out) / "metrics.jsonl").string();
+    metrics.open(metrics_path, std::ios::app);
+    check(bool(metrics), "train", "cannot write ", metrics_path);
+  }
+
+  void record(const TrainingRun& r, const TrainOptions& o, int epoch, const EpochStats& train, const Evaluation& test,
+              double epoch_seconds, bool is_best) {
     nlohmann::json line = {{"epoch", epoch + 1},
-                           {"train_loss", loss_sum / double(seen)},
-                           {"train_top1_error", 100.0 * double(seen - correct) / double(seen)},
-                           {"test_loss", ev.loss},
-                           {"test_top1_error", ev.top1_error},
-                           {"test_top5_error", ev.top5_error},
-                           {"lr", schedule.lr_at(epoch)},
-                           {"train_images_per_s", double(seen) / train_seconds},
+                           {"train_loss", train.loss},
+                           {"train_top1_error", train.top1_error},
+                           {"test_loss", test.loss},
+                           {"test_top1_error", test.top1_error},
+                           {"test_top5_error", test.top5_error},
+                           {"lr", r.schedule.lr_at(epoch)},
+                           {"train_images_per_s", train.images_per_s},
                            {"time_s", epoch_seconds}};
     metrics << line.dump() << "\n";
     metrics.flush();
 
     std::map<std::string, std::string> meta = {
         {"model", o.model},
-        {"num_classes", std::to_string(classes)},
-        {"in_channels", std::to_string(channels)},
+        {"num_classes", std::to_string(r.classes)},
+        {"in_channels", std::to_string(r.channels)},
         {"dataset", o.dataset},
-        {"image_size", std::to_string(image_size)},
+        {"image_size", std::to_string(r.image_size)},
         {"epoch", std::to_string(epoch + 1)},
-        {"top1_error", std::to_string(ev.top1_error)},
-        {"best_top1_error", std::to_string(best_error)},
-        {"best_epoch", std::to_string(best_epoch)},
+        {"top1_error", std::to_string(test.top1_error)},
+        {"best_top1_error", std::to_string(r.best_error)},
+        {"best_epoch", std::to_string(r.best_epoch)},
         {"rng_seed", std::to_string(default_generator().seed())},
         {"rng_stream", std::to_string(default_generator().stream())},
         {"config", options_json(o).dump()}};
-    nn::save_checkpoint(last_path, *model, optimizer.get(), meta);
-    if (is_best) nn::save_checkpoint(best_path, *model, optimizer.get(), meta);
-    if (!o.quiet)
-      std::fprintf(stderr, "epoch %d/%d: train loss %.4f, test top-1 error %.2f%%, top-5 %.2f%%, %.0f img/s, %.1f s%s\n",
-                   epoch + 1, o.epochs, loss_sum / double(seen), ev.top1_error, ev.top5_error,
-                   double(seen) / train_seconds, epoch_seconds, is_best ? " (best)" : "");
+    nn::save_checkpoint(last_path, *r.model, r.optimizer.get(), meta);
+    if (is_best) nn::save_checkpoint(best_path, *r.model, r.optimizer.get(), meta);
   }
-  std::printf("best test top-1 error: %.2f%% (epoch %d), accuracy %.2f%%; checkpoints in %s\n", best_error, best_epoch,
-              100.0 - best_error, o.out.c_str());
+};
+
+int run_train(const TrainOptions& o) {
+  TrainingRun r = set_up(o);
+  RunOutput output(o.out);
+  if (!o.quiet)
+    std::fprintf(stderr, "dmix train: %s (%lld parameters) on %s, %lld train / %lld test images, %d threads, %s\n",
+                 o.model.c_str(), (long long)r.model->num_parameters(), o.dataset.c_str(),
+                 (long long)r.train_loader->size(), (long long)r.test_loader->size(), num_threads(),
+                 r.train_loader->options().pipeline.str().c_str());
+  if (!o.quiet && !o.subset.empty()) {
+    std::string counts;
+    for (int64_t n : r.subset_classes) counts += (counts.empty() ? "" : ", ") + std::to_string(n);
+    std::fprintf(stderr, "dmix train: subset %s: %lld of %lld training images, per class [%s]\n", o.subset.c_str(),
+                 (long long)r.train_loader->size(), (long long)r.train_split_size, counts.c_str());
+  }
+
+  const int end_epoch = o.stop_after > 0 ? std::min(o.epochs, r.start_epoch + o.stop_after) : o.epochs;
+  for (int epoch = r.start_epoch; epoch < end_epoch; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const EpochStats train = train_one_epoch(r, o, epoch, output.last_path);
+    const Evaluation test = evaluate(*r.model, *r.test_loader);
+    const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const bool is_best = test.top1_error <= r.best_error;
+    if (is_best) {
+      r.best_error = test.top1_error;
+      r.best_epoch = epoch + 1;
+    }
+    output.record(r, o, epoch, train, test, epoch_seconds, is_best);
+    if (!o.quiet)
+      std::fprintf(stderr,
+                   "epoch %d/%d: train loss %.4f, test top-1 error %.2f%%, top-5 %.2f%%, %.0f img/s, %.1f s%s\n",
+                   epoch + 1, o.epochs, train.loss, test.top1_error, test.top5_error, train.images_per_s,
+                   epoch_seconds, is_best ? " (best)" : "");
+  }
+  std::printf("best test top-1 error: %.2f%% (epoch %d), accuracy %.2f%%; checkpoints in %s\n", r.best_error,
+              r.best_epoch, 100.0 - r.best_error, o.out.c_str());
   return 0;
 }
 
@@ -394,10 +430,51 @@ void apply_preset(TrainOptions& o, const std::string& name, const std::function<
 
 }  // namespace
 
+WarmupResult train_without_mixing(const WarmupTraining& w, const RunOptions& run) {
+  TrainOptions o;
+  o.model = w.model;
+  o.dataset = w.dataset;
+  o.data = w.data;
+  o.class_index = w.class_index;
+  o.image_size = w.image_size;
+  o.limit_train = w.limit_train;
+  o.epochs = w.epochs;
+  o.seed = w.seed;
+  o.workers = w.workers;
+  o.quiet = w.quiet;
+  o.run = run;
+  o.mix = "none";
+  TrainingRun r = set_up(o);
+  WarmupResult result;
+  result.images = r.train_loader->size();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    const EpochStats stats = train_one_epoch(r, o, epoch, "");
+    result.train_loss = stats.loss;
+    result.train_top1_error = stats.top1_error;
+    if (!o.quiet)
+      std::fprintf(stderr, "warm-up epoch %d/%d: train loss %.4f, train top-1 error %.2f%%, %.0f img/s\n", epoch + 1,
+                   o.epochs, stats.loss, stats.top1_error, stats.images_per_s);
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.model->eval();
+  result.model = r.model;
+  result.classes = r.classes;
+  result.channels = r.channels;
+  result.image_size = r.image_size;
+  return result;
+}
+
 void add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a model; defaults train on the embedded Fashion-MNIST");
   auto o = std::make_shared<TrainOptions>();
+  // The flags added after each call appear under that heading of `dmix train --help`.
+  auto section = [cmd](const char* heading) { cmd->option_defaults()->group(heading); };
+  section("Model");
   cmd->add_option("--model", o->model, "Model name (see dmix info --list)")->capture_default_str();
+  cmd->add_option("--num-classes", o->num_classes, "Classes of the model head (default: the dataset's)");
+  cmd->add_option("--in-channels", o->in_channels, "Input channels (default: the dataset's)");
+  section("Data");
   cmd->add_option("--dataset", o->dataset, dataset_names_text())
       ->check(CLI::IsMember(dataset_names()))
       ->capture_default_str();
@@ -408,28 +485,9 @@ void add_train_command(CLI::App& app) {
                   "Folder datasets: file of class names, one per line (line k = class k), to number the classes");
   cmd->add_option("--image-size", o->image_size, "Folder datasets: crop size of the train and eval pipelines (default 224)")
       ->check(positive());
-  cmd->add_option("--num-classes", o->num_classes, "Classes of the model head (default: the dataset's)");
-  cmd->add_option("--in-channels", o->in_channels, "Input channels (default: the dataset's)");
-  cmd->add_option("--epochs", o->epochs, "Epochs")->check(positive())->capture_default_str();
-  cmd->add_option("--batch", o->batch, "Batch size")->check(positive())->capture_default_str();
-  cmd->add_option("--lr", o->lr, "Base learning rate")->check(non_negative())->capture_default_str();
-  cmd->add_option("--momentum", o->momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
-  cmd->add_option("--wd", o->weight_decay, "Weight decay (L2, all parameters)")->check(non_negative())->capture_default_str();
-  cmd->add_option("--nesterov", o->nesterov, "Nesterov momentum (true/false)")->capture_default_str();
-  cmd->add_option("--optimizer", o->optimizer, "sgd or adam")->check(CLI::IsMember({"sgd", "adam"}))->capture_default_str();
-  cmd->add_option("--schedule", o->schedule, "constant, cosine[:min_lr] or multistep:m1,m2 (fractions of --epochs allowed)")
-      ->capture_default_str();
-  cmd->add_option("--warmup", o->warmup, "Linear warm-up epochs")->check(non_negative());
-  cmd->add_option("--label-smoothing", o->label_smoothing, "Label smoothing")->check(CLI::Range(0.0, 0.999));
-  cmd->add_option("--seed", o->seed, "Seed for initialisation, order, augmentation and dropout")->capture_default_str();
-  cmd->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
-  cmd->add_option("--out", o->out, "Output folder: last.safetensors, best.safetensors, metrics.jsonl")->capture_default_str();
-  cmd->add_option("--resume", o->resume, "Continue from a checkpoint written by dmix train (e.g. OUT/last.safetensors)");
   cmd->add_option("--limit-train", o->limit_train, "Use only the first N training images")->check(positive());
   cmd->add_option("--limit-test", o->limit_test, "Use only the first M test images")->check(positive());
   cmd->add_option("--subset", o->subset, "Train on the dataset indices listed in this file (one per line)");
-  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(positive());
-  cmd->add_option("--workers", o->workers, "Data-loader threads")->check(non_negative())->capture_default_str();
   cmd->add_option("--augment", o->augment,
                   "Per-image augmentation before mixing: standard (the dataset's random crop + flip), flip or none "
                   "(default: none for fashion-mnist, standard otherwise)")
@@ -437,6 +495,20 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--no-augment", o->no_augment, "Same as --augment none");
   cmd->add_option("--pad-crop", o->pad_crop, "Random-crop padding (pixels) added to the chosen augmentation")
       ->check(non_negative());
+  cmd->add_option("--workers", o->workers, "Data-loader threads")->check(non_negative())->capture_default_str();
+  section("Optimisation");
+  cmd->add_option("--epochs", o->epochs, "Epochs")->check(positive())->capture_default_str();
+  cmd->add_option("--batch", o->batch, "Batch size")->check(positive())->capture_default_str();
+  cmd->add_option("--optimizer", o->optimizer, "sgd or adam")->check(CLI::IsMember({"sgd", "adam"}))->capture_default_str();
+  cmd->add_option("--lr", o->lr, "Base learning rate")->check(non_negative())->capture_default_str();
+  cmd->add_option("--momentum", o->momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
+  cmd->add_option("--nesterov", o->nesterov, "Nesterov momentum (true/false)")->capture_default_str();
+  cmd->add_option("--wd", o->weight_decay, "Weight decay (L2, all parameters)")->check(non_negative())->capture_default_str();
+  cmd->add_option("--schedule", o->schedule, "constant, cosine[:min_lr] or multistep:m1,m2 (fractions of --epochs allowed)")
+      ->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "Linear warm-up epochs")->check(non_negative());
+  cmd->add_option("--label-smoothing", o->label_smoothing, "Label smoothing")->check(CLI::Range(0.0, 0.999));
+  section("Mixing");
   cmd->add_option("--mix", o->mix, "none, cutout, mixup, cutmix, dmixup, dcutmix or saliency-dcutmix")
       ->capture_default_str();
   cmd->add_option("--mix-k", o->mix_k, "Images per sample for dmixup / dcutmix / saliency-dcutmix")
@@ -449,7 +521,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--cutout-length", o->cutout_length, "Cutout square side")->check(positive())->capture_default_str();
   cmd->add_option("--saliency", o->saliency, "Saliency detector for saliency-dcutmix: spectral-residual or fine-grained")
       ->capture_default_str();
+  section("Run");
   cmd->add_option("--preset", o->preset, "A paper recipe (flags given explicitly win): " + preset_list());
+  cmd->add_option("--seed", o->seed, "Seed for initialisation, order, augmentation and dropout")->capture_default_str();
+  o->run.add_to(*cmd);
+  cmd->add_option("--out", o->out, "Output folder: last.safetensors, best.safetensors, metrics.jsonl")->capture_default_str();
+  cmd->add_option("--resume", o->resume, "Continue from a checkpoint written by dmix train (e.g. OUT/last.safetensors)");
   cmd->add_option("--stop-after", o->stop_after, "Stop after this many epochs of this run (resume later with --resume)")
       ->check(positive());
   cmd->add_flag("--quiet", o->quiet, "Only print the final line");

@@ -15,6 +15,7 @@
 #include "engine/ops/common.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/conv2d.h"
 
 namespace dmix {
@@ -95,10 +96,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   detail::dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* b = has_bias ? bias.data<T>() : nullptr;
-    if (x.is_cuda())
-      cu::conv2d_forward<T>(g, x.data<T>(), weight.data<T>(), b, y.data<T>(), x.device().index);
-    else
-      k::conv2d_forward<T>(g, x.data<T>(), weight.data<T>(), b, y.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (x.is_cuda()) {
+        cu::conv2d_forward<T>(g, x.data<T>(), weight.data<T>(), b, y.data<T>(), x.device().index);
+        return;
+      }
+    }
+    k::conv2d_forward<T>(g, x.data<T>(), weight.data<T>(), b, y.data<T>());
   });
   TensorList inputs = {x, weight};
   if (has_bias) inputs.push_back(bias);
@@ -121,10 +125,13 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const
   Tensor gx = Tensor::empty(input_shape, grad_out.dtype(), grad_out.device());
   detail::dispatch_float(op, grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (grad_out.is_cuda())
-      cu::conv2d_backward_input<T>(g, grad_out.data<T>(), weight.data<T>(), gx.data<T>(), grad_out.device().index);
-    else
-      k::conv2d_backward_input<T>(g, grad_out.data<T>(), weight.data<T>(), gx.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (grad_out.is_cuda()) {
+        cu::conv2d_backward_input<T>(g, grad_out.data<T>(), weight.data<T>(), gx.data<T>(), grad_out.device().index);
+        return;
+      }
+    }
+    k::conv2d_backward_input<T>(g, grad_out.data<T>(), weight.data<T>(), gx.data<T>());
   });
   autograd::record(op, {grad_out, weight}, {gx}, [grad_out, weight, opt](const BackwardContext& c) {
     return TensorList{c.needs(0) ? conv2d(c.grad(), weight, Tensor(), opt) : Tensor(),
@@ -142,10 +149,13 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
   Tensor gw = Tensor::empty(weight_shape, grad_out.dtype(), grad_out.device());
   detail::dispatch_float(op, grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (grad_out.is_cuda())
-      cu::conv2d_backward_weight<T>(g, grad_out.data<T>(), x.data<T>(), gw.data<T>(), grad_out.device().index);
-    else
-      k::conv2d_backward_weight<T>(g, grad_out.data<T>(), x.data<T>(), gw.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (grad_out.is_cuda()) {
+        cu::conv2d_backward_weight<T>(g, grad_out.data<T>(), x.data<T>(), gw.data<T>(), grad_out.device().index);
+        return;
+      }
+    }
+    k::conv2d_backward_weight<T>(g, grad_out.data<T>(), x.data<T>(), gw.data<T>());
   });
   autograd::record(op, {grad_out, x}, {gw}, [grad_out, x, opt](const BackwardContext& c) {
     return TensorList{c.needs(0) ? conv2d(x, c.grad(), Tensor(), opt) : Tensor(),

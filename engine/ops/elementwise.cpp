@@ -5,6 +5,7 @@
 #include "engine/ops/common.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/elementwise.h"
 
 namespace dmix {
@@ -56,12 +57,14 @@ Tensor binary_forward(const char* op, k::BinaryOp kop, const Tensor& a, const Te
   const int nd = static_cast<int>(shape.size());
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (a.is_cuda()) {
-      cu::binary<T>(kop, nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<T>(),
-                    a.device().index);
-    } else {
-      k::binary<T>(kop, nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (a.is_cuda()) {
+        cu::binary<T>(kop, nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<T>(),
+                      a.device().index);
+        return;
+      }
     }
+    k::binary<T>(kop, nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<T>());
   });
   return out;
 }
@@ -72,11 +75,13 @@ Tensor unary_forward(const char* op, k::UnaryOp kop, const Tensor& a) {
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (a.is_cuda()) {
-      cu::unary<T>(kop, a.data<T>(), out.data<T>(), a.numel(), a.device().index);
-    } else {
-      k::unary<T>(kop, a.data<T>(), out.data<T>(), a.numel());
+    if constexpr (cu::kBuilt) {
+      if (a.is_cuda()) {
+        cu::unary<T>(kop, a.data<T>(), out.data<T>(), a.numel(), a.device().index);
+        return;
+      }
     }
+    k::unary<T>(kop, a.data<T>(), out.data<T>(), a.numel());
   });
   return out;
 }
@@ -88,11 +93,13 @@ Tensor affine_forward(const char* op, const Tensor& a, double scale, double shif
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (a.is_cuda()) {
-      cu::affine_scalar<T>(a.data<T>(), T(scale), T(shift), out.data<T>(), a.numel(), a.device().index);
-    } else {
-      k::affine_scalar<T>(a.data<T>(), T(scale), T(shift), out.data<T>(), a.numel());
+    if constexpr (cu::kBuilt) {
+      if (a.is_cuda()) {
+        cu::affine_scalar<T>(a.data<T>(), T(scale), T(shift), out.data<T>(), a.numel(), a.device().index);
+        return;
+      }
     }
+    k::affine_scalar<T>(a.data<T>(), T(scale), T(shift), out.data<T>(), a.numel());
   });
   return out;
 }
@@ -102,11 +109,13 @@ Tensor range_mask(const Tensor& a, double lo, double hi) {
   Tensor m = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float("range_mask", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (a.is_cuda()) {
-      cu::range_mask<T>(a.data<T>(), T(lo), T(hi), m.data<T>(), a.numel(), a.device().index);
-    } else {
-      k::range_mask<T>(a.data<T>(), T(lo), T(hi), m.data<T>(), a.numel());
+    if constexpr (cu::kBuilt) {
+      if (a.is_cuda()) {
+        cu::range_mask<T>(a.data<T>(), T(lo), T(hi), m.data<T>(), a.numel(), a.device().index);
+        return;
+      }
     }
+    k::range_mask<T>(a.data<T>(), T(lo), T(hi), m.data<T>(), a.numel());
   });
   return m;
 }
@@ -118,11 +127,13 @@ Tensor relu_backward(const Tensor& g, const Tensor& x) {
   Tensor out = Tensor::empty(g.shape(), g.dtype(), g.device());
   detail::dispatch_float("relu_backward", g.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (g.is_cuda()) {
-      cu::relu_backward<T>(g.data<T>(), x.data<T>(), out.data<T>(), g.numel(), g.device().index);
-    } else {
-      k::relu_backward<T>(g.data<T>(), x.data<T>(), out.data<T>(), g.numel());
+    if constexpr (cu::kBuilt) {
+      if (g.is_cuda()) {
+        cu::relu_backward<T>(g.data<T>(), x.data<T>(), out.data<T>(), g.numel(), g.device().index);
+        return;
+      }
     }
+    k::relu_backward<T>(g.data<T>(), x.data<T>(), out.data<T>(), g.numel());
   });
   autograd::record("relu_backward", {g, x}, {out}, [x](const BackwardContext& c) {
     // Linear in g; piecewise constant in x (its derivative is zero off the kink).
@@ -229,11 +240,13 @@ Tensor pow(const Tensor& a, double e) {
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float("pow", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (a.is_cuda()) {
-      cu::pow_scalar<T>(a.data<T>(), T(e), out.data<T>(), a.numel(), a.device().index);
-    } else {
-      k::pow_scalar<T>(a.data<T>(), T(e), out.data<T>(), a.numel());
+    if constexpr (cu::kBuilt) {
+      if (a.is_cuda()) {
+        cu::pow_scalar<T>(a.data<T>(), T(e), out.data<T>(), a.numel(), a.device().index);
+        return;
+      }
     }
+    k::pow_scalar<T>(a.data<T>(), T(e), out.data<T>(), a.numel());
   });
   autograd::record("pow", {a}, {out}, [a, e](const BackwardContext& c) {
     if (e == 0.0) return TensorList{Tensor::zeros(a.shape(), a.dtype(), a.device())};
@@ -250,11 +263,13 @@ Tensor clamp(const Tensor& a, double lo, double hi) {
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float("clamp", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (a.is_cuda()) {
-      cu::clamp<T>(a.data<T>(), T(lo), T(hi), out.data<T>(), a.numel(), a.device().index);
-    } else {
-      k::clamp<T>(a.data<T>(), T(lo), T(hi), out.data<T>(), a.numel());
+    if constexpr (cu::kBuilt) {
+      if (a.is_cuda()) {
+        cu::clamp<T>(a.data<T>(), T(lo), T(hi), out.data<T>(), a.numel(), a.device().index);
+        return;
+      }
     }
+    k::clamp<T>(a.data<T>(), T(lo), T(hi), out.data<T>(), a.numel());
   });
   autograd::record("clamp", {a}, {out}, [a, lo, hi](const BackwardContext& c) {
     return TensorList{mul(c.grad(), range_mask(a, lo, hi))};
@@ -298,12 +313,14 @@ Tensor greater(const Tensor& a, const Tensor& b) {
   const int nd = static_cast<int>(shape.size());
   detail::dispatch_float("greater", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (a.is_cuda()) {
-      cu::greater<T>(nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<uint8_t>(),
-                     a.device().index);
-    } else {
-      k::greater<T>(nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<uint8_t>());
+    if constexpr (cu::kBuilt) {
+      if (a.is_cuda()) {
+        cu::greater<T>(nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<uint8_t>(),
+                       a.device().index);
+        return;
+      }
     }
+    k::greater<T>(nd, shape.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(), out.data<uint8_t>());
   });
   return out;
 }
@@ -324,13 +341,15 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const int nd = static_cast<int>(shape.size());
   detail::dispatch_float("where", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (a.is_cuda()) {
-      cu::where<T>(nd, shape.data(), cond.data<uint8_t>(), sc.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(),
-                   out.data<T>(), a.device().index);
-    } else {
-      k::where<T>(nd, shape.data(), cond.data<uint8_t>(), sc.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(),
-                  out.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (a.is_cuda()) {
+        cu::where<T>(nd, shape.data(), cond.data<uint8_t>(), sc.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(),
+                     out.data<T>(), a.device().index);
+        return;
+      }
     }
+    k::where<T>(nd, shape.data(), cond.data<uint8_t>(), sc.data(), a.data<T>(), sa.data(), b.data<T>(), sb.data(),
+                out.data<T>());
   });
   autograd::record("where", {a, b}, {out}, [cond, sa_shape = a.shape(), sb_shape = b.shape()](const BackwardContext& c) {
     const Tensor zero = Tensor::scalar(0.0, c.grad().dtype(), c.grad().device());

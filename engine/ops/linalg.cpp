@@ -26,6 +26,7 @@
 #include "kernels/cpu/gather.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/transpose.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/gather.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/gemm_f64.h"
@@ -82,15 +83,19 @@ void run_gemm(const Tensor& a, const Tensor& b, bool ta, bool tb, const ProductD
     const T* A = a.data<T>();
     const T* B = b.data<T>();
     T* C = out.data<T>();
-    if (!a.is_cuda()) {
-      k::gemm(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc);
-    } else if constexpr (sizeof(T) == 8) {
-      cu::gemm_tiled(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc, a.device().index);
-    } else if (cuda_gemm() == CudaGemm::Tiled) {
-      cu::gemm_tiled(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc, a.device().index);
-    } else {
-      cu::gemm_cublas(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc, a.device().index);
+    if constexpr (cu::kBuilt) {
+      if (a.is_cuda()) {
+        if constexpr (sizeof(T) == 8) {
+          cu::gemm_tiled(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc, a.device().index);
+        } else if (cuda_gemm() == CudaGemm::Tiled) {
+          cu::gemm_tiled(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc, a.device().index);
+        } else {
+          cu::gemm_cublas(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc, a.device().index);
+        }
+        return;
+      }
     }
+    k::gemm(ta, tb, d.M, d.N, d.K, T(1), A, lda, B, ldb, beta, C, ldc);
   });
 }
 
@@ -122,10 +127,13 @@ Tensor linear_2d(const Tensor& x, const Tensor& w, const Tensor& bias) {
     // Every row of y starts as the bias (a row copy with source stride 0); the GEMM then adds x w^T.
     detail::dispatch_float(op, x.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      if (x.is_cuda())
-        cu::copy_rows<T>(bias.data<T>(), 0, y.data<T>(), d.N, d.M, d.N, x.device().index);
-      else
-        k::copy_rows<T>(bias.data<T>(), 0, y.data<T>(), d.N, d.M, d.N);
+      if constexpr (cu::kBuilt) {
+        if (x.is_cuda()) {
+          cu::copy_rows<T>(bias.data<T>(), 0, y.data<T>(), d.N, d.M, d.N, x.device().index);
+          return;
+        }
+      }
+      k::copy_rows<T>(bias.data<T>(), 0, y.data<T>(), d.N, d.M, d.N);
     });
   }
   run_gemm(x, w, false, true, d, y, /*accumulate=*/bias.defined());
@@ -156,10 +164,13 @@ Tensor transpose(const Tensor& a) {
   Tensor out = Tensor::empty({C, R}, a.dtype(), a.device());
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (a.is_cuda())
-      cu::transpose<T>(a.data<T>(), R, C, out.data<T>(), a.device().index);
-    else
-      k::transpose<T>(a.data<T>(), R, C, out.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (a.is_cuda()) {
+        cu::transpose<T>(a.data<T>(), R, C, out.data<T>(), a.device().index);
+        return;
+      }
+    }
+    k::transpose<T>(a.data<T>(), R, C, out.data<T>());
   });
   autograd::record(op, {a}, {out}, [](const BackwardContext& c) { return TensorList{transpose(c.grad())}; });
   return out;

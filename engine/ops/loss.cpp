@@ -8,6 +8,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/reduce_max.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/reduce_max.h"
 
 namespace dmix {
@@ -29,10 +30,13 @@ Tensor one_hot(const Tensor& labels, int64_t classes, DType dtype) {
   Tensor out = Tensor::empty(shape, dtype, labels.device());
   detail::dispatch_float("one_hot", dtype, [&](auto tag) {
     using T = decltype(tag);
-    if (labels.is_cuda())
-      kernels::cuda::one_hot_along(labels.data<int64_t>(), n, classes, 1, out.data<T>(), labels.device().index);
-    else
-      kernels::cpu::one_hot_along<T>(idx, n, classes, 1, out.data<T>());
+    if constexpr (kernels::cuda::kBuilt) {
+      if (labels.is_cuda()) {
+        kernels::cuda::one_hot_along(labels.data<int64_t>(), n, classes, 1, out.data<T>(), labels.device().index);
+        return;
+      }
+    }
+    kernels::cpu::one_hot_along<T>(idx, n, classes, 1, out.data<T>());
   });
   return out;
 }

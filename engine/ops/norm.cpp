@@ -15,6 +15,7 @@
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/batchnorm.h"
 #include "kernels/cuda/batchnorm.h"
+#include "kernels/cuda/build_config.h"
 
 namespace dmix {
 
@@ -155,14 +156,17 @@ TensorList batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w
   Tensor gbias = Tensor::empty({l.C}, x.dtype(), x.device());
   detail::dispatch_float("batch_norm_backward", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (x.is_cuda())
-      kernels::cuda::batch_norm_backward_train(g.data<T>(), x.data<T>(), l.N, l.C, l.S, mean.data<T>(),
-                                               invstd.data<T>(), data_or_null<T>(weight), gx.data<T>(),
-                                               gweight.data<T>(), gbias.data<T>(), x.device().index);
-    else
-      kernels::cpu::batch_norm_backward_train<T>(g.data<T>(), x.data<T>(), l.N, l.C, l.S, mean.data<T>(),
+    if constexpr (kernels::cuda::kBuilt) {
+      if (x.is_cuda()) {
+        kernels::cuda::batch_norm_backward_train(g.data<T>(), x.data<T>(), l.N, l.C, l.S, mean.data<T>(),
                                                  invstd.data<T>(), data_or_null<T>(weight), gx.data<T>(),
-                                                 gweight.data<T>(), gbias.data<T>());
+                                                 gweight.data<T>(), gbias.data<T>(), x.device().index);
+        return;
+      }
+    }
+    kernels::cpu::batch_norm_backward_train<T>(g.data<T>(), x.data<T>(), l.N, l.C, l.S, mean.data<T>(),
+                                               invstd.data<T>(), data_or_null<T>(weight), gx.data<T>(),
+                                               gweight.data<T>(), gbias.data<T>());
   });
   autograd::record("batch_norm_backward", {g, x, weight}, {gx, gweight, gbias},
                    [g, x, weight, eps](const BackwardContext& c) {
@@ -173,6 +177,28 @@ TensorList batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w
                                           c.needs_input_grad);
                    });
   return {gx, gweight, gbias};
+}
+
+// Buffers, not part of any graph: running = (1-momentum)*running + momentum*batch, with the
+// unbiased batch variance (`count` values per channel), as PyTorch does. On a GPU one kernel
+// makes the same update in the same order and precision as mul_ and add_ here.
+void update_running(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& mean,
+                    const Tensor& var, double momentum, int64_t count) {
+  if constexpr (kernels::cuda::kBuilt) {
+    if (x.is_cuda()) {
+      detail::dispatch_float("batch_norm", x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        kernels::cuda::batch_norm_update_running(mutable_data_or_null<T>(running_mean),
+                                                 mutable_data_or_null<T>(running_var), mean.data<T>(), var.data<T>(),
+                                                 mean.numel(), momentum, count, x.device().index);
+      });
+      return;
+    }
+  }
+  autograd::NoGradGuard no_grad;
+  if (running_mean.defined()) running_mean.mul_(1.0 - momentum).add_(mean, momentum);
+  if (running_var.defined())
+    running_var.mul_(1.0 - momentum).add_(var, momentum * static_cast<double>(count) / static_cast<double>(count - 1));
 }
 
 Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
@@ -186,32 +212,19 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bia
   Tensor var = Tensor::empty({l.C}, x.dtype(), x.device());
   detail::dispatch_float("batch_norm", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (x.is_cuda())
-      kernels::cuda::batch_norm_forward_train(x.data<T>(), l.N, l.C, l.S, data_or_null<T>(weight),
-                                              data_or_null<T>(bias), eps, y.data<T>(), mean.data<T>(),
-                                              invstd.data<T>(), var.data<T>(), x.device().index);
-    else
-      kernels::cpu::batch_norm_forward_train<T>(x.data<T>(), l.N, l.C, l.S, data_or_null<T>(weight),
+    if constexpr (kernels::cuda::kBuilt) {
+      if (x.is_cuda()) {
+        kernels::cuda::batch_norm_forward_train(x.data<T>(), l.N, l.C, l.S, data_or_null<T>(weight),
                                                 data_or_null<T>(bias), eps, y.data<T>(), mean.data<T>(),
-                                                invstd.data<T>(), var.data<T>());
+                                                invstd.data<T>(), var.data<T>(), x.device().index);
+        return;
+      }
+    }
+    kernels::cpu::batch_norm_forward_train<T>(x.data<T>(), l.N, l.C, l.S, data_or_null<T>(weight),
+                                              data_or_null<T>(bias), eps, y.data<T>(), mean.data<T>(), invstd.data<T>(),
+                                              var.data<T>());
   });
-  // Buffers, not part of any graph: running = (1-momentum)*running + momentum*batch,
-  // with the unbiased batch variance, as PyTorch does. On a GPU one kernel makes the same
-  // update in the same order and precision as mul_ and add_ here.
-  if (x.is_cuda()) {
-    detail::dispatch_float("batch_norm", x.dtype(), [&](auto tag) {
-      using T = decltype(tag);
-      kernels::cuda::batch_norm_update_running(mutable_data_or_null<T>(running_mean),
-                                               mutable_data_or_null<T>(running_var), mean.data<T>(), var.data<T>(),
-                                               l.C, momentum, count, x.device().index);
-    });
-  } else {
-    autograd::NoGradGuard no_grad;
-    if (running_mean.defined()) running_mean.mul_(1.0 - momentum).add_(mean, momentum);
-    if (running_var.defined())
-      running_var.mul_(1.0 - momentum)
-          .add_(var, momentum * static_cast<double>(count) / static_cast<double>(count - 1));
-  }
+  update_running(x, running_mean, running_var, mean, var, momentum, count);
   autograd::record("batch_norm", {x, weight, bias}, {y}, [x, weight, mean, invstd, eps](const BackwardContext& c) {
     TensorList g = batch_norm_backward(c.grad(), x, weight, mean, invstd, eps);
     for (size_t i = 0; i < 3; ++i)
@@ -232,12 +245,14 @@ Tensor batch_norm_eval(const Tensor& x, const Tensor& weight, const Tensor& bias
     using T = decltype(tag);
     const T* rv = running_var.data<T>();
     T* is = invstd.data<T>();
-    if (x.is_cuda()) {
-      const int device = x.device().index;
-      kernels::cuda::batch_norm_invstd(rv, l.C, eps, is, device);
-      kernels::cuda::batch_norm_apply(x.data<T>(), l.N, l.C, l.S, mean.data<T>(), is, data_or_null<T>(weight),
-                                      data_or_null<T>(bias), y.data<T>(), device);
-      return;
+    if constexpr (kernels::cuda::kBuilt) {
+      if (x.is_cuda()) {
+        const int device = x.device().index;
+        kernels::cuda::batch_norm_invstd(rv, l.C, eps, is, device);
+        kernels::cuda::batch_norm_apply(x.data<T>(), l.N, l.C, l.S, mean.data<T>(), is, data_or_null<T>(weight),
+                                        data_or_null<T>(bias), y.data<T>(), device);
+        return;
+      }
     }
     for (int64_t c = 0; c < l.C; ++c) is[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(rv[c]) + eps));
     kernels::cpu::batch_norm_apply<T>(x.data<T>(), l.N, l.C, l.S, mean.data<T>(), is, data_or_null<T>(weight),

@@ -13,6 +13,7 @@
 #include "engine/ops/common.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/pool2d.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/pool2d.h"
 
 namespace dmix {
@@ -85,12 +86,15 @@ Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const 
   const int64_t planes = input_shape[0] * input_shape[1];
   detail::dispatch_float(op, grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (grad_out.is_cuda())
-      cu::max_pool2d_backward<T>(g, grad_out.data<T>(), indices.data<int64_t>(), gx.data<T>(),
-                                 grad_out.device().index);
-    else
-      k::max_pool2d_scatter<T>(planes, input_shape[2] * input_shape[3], indices.size(2) * indices.size(3),
-                               grad_out.data<T>(), indices.data<int64_t>(), gx.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (grad_out.is_cuda()) {
+        cu::max_pool2d_backward<T>(g, grad_out.data<T>(), indices.data<int64_t>(), gx.data<T>(),
+                                   grad_out.device().index);
+        return;
+      }
+    }
+    k::max_pool2d_scatter<T>(planes, input_shape[2] * input_shape[3], indices.size(2) * indices.size(3),
+                             grad_out.data<T>(), indices.data<int64_t>(), gx.data<T>());
   });
   autograd::record(op, {grad_out}, {gx}, [indices, g](const BackwardContext& c) {
     return TensorList{max_pool2d_gather(c.grad(), indices, g)};
@@ -108,11 +112,14 @@ Tensor max_pool2d_gather(const Tensor& x, const Tensor& indices, const k::Pool2d
   const int64_t out_size = indices.size(2) * indices.size(3);
   detail::dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (x.is_cuda())
-      cu::max_pool2d_gather<T>(planes, in_size, out_size, x.data<T>(), indices.data<int64_t>(), y.data<T>(),
-                               x.device().index);
-    else
-      k::max_pool2d_gather<T>(planes, in_size, out_size, x.data<T>(), indices.data<int64_t>(), y.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (x.is_cuda()) {
+        cu::max_pool2d_gather<T>(planes, in_size, out_size, x.data<T>(), indices.data<int64_t>(), y.data<T>(),
+                                 x.device().index);
+        return;
+      }
+    }
+    k::max_pool2d_gather<T>(planes, in_size, out_size, x.data<T>(), indices.data<int64_t>(), y.data<T>());
   });
   autograd::record(op, {x}, {y}, [indices, g, input_shape = x.shape()](const BackwardContext& c) {
     return TensorList{max_pool2d_backward(c.grad(), indices, input_shape, g)};
@@ -130,10 +137,13 @@ Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape, con
   Tensor gx = Tensor::empty(input_shape, grad_out.dtype(), grad_out.device());
   detail::dispatch_float(op, grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (grad_out.is_cuda())
-      cu::avg_pool2d_backward<T>(g, opt.count_include_pad, grad_out.data<T>(), gx.data<T>(), grad_out.device().index);
-    else
-      k::avg_pool2d_backward<T>(g, opt.count_include_pad, grad_out.data<T>(), gx.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (grad_out.is_cuda()) {
+        cu::avg_pool2d_backward<T>(g, opt.count_include_pad, grad_out.data<T>(), gx.data<T>(), grad_out.device().index);
+        return;
+      }
+    }
+    k::avg_pool2d_backward<T>(g, opt.count_include_pad, grad_out.data<T>(), gx.data<T>());
   });
   autograd::record(op, {grad_out}, {gx},
                    [opt](const BackwardContext& c) { return TensorList{avg_pool2d(c.grad(), opt)}; });
@@ -150,12 +160,15 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& input_s
   detail::dispatch_float(op, grad_out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const int64_t planes = input_shape[0] * input_shape[1];
-    if (grad_out.is_cuda())
-      cu::adaptive_avg_pool2d_backward<T>(planes, input_shape[2], input_shape[3], out_h, out_w, grad_out.data<T>(),
-                                          gx.data<T>(), grad_out.device().index);
-    else
-      k::adaptive_avg_pool2d_backward<T>(planes, input_shape[2], input_shape[3], out_h, out_w, grad_out.data<T>(),
-                                         gx.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (grad_out.is_cuda()) {
+        cu::adaptive_avg_pool2d_backward<T>(planes, input_shape[2], input_shape[3], out_h, out_w, grad_out.data<T>(),
+                                            gx.data<T>(), grad_out.device().index);
+        return;
+      }
+    }
+    k::adaptive_avg_pool2d_backward<T>(planes, input_shape[2], input_shape[3], out_h, out_w, grad_out.data<T>(),
+                                       gx.data<T>());
   });
   autograd::record(op, {grad_out}, {gx}, [out_h, out_w](const BackwardContext& c) {
     return TensorList{adaptive_avg_pool2d(c.grad(), out_h, out_w)};
@@ -174,10 +187,13 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   Tensor indices = Tensor::empty(out_shape, DType::i64, x.device());
   detail::dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (x.is_cuda())
-      cu::max_pool2d_forward<T>(g, x.data<T>(), y.data<T>(), indices.data<int64_t>(), x.device().index);
-    else
-      k::max_pool2d_forward<T>(g, x.data<T>(), y.data<T>(), indices.data<int64_t>());
+    if constexpr (cu::kBuilt) {
+      if (x.is_cuda()) {
+        cu::max_pool2d_forward<T>(g, x.data<T>(), y.data<T>(), indices.data<int64_t>(), x.device().index);
+        return;
+      }
+    }
+    k::max_pool2d_forward<T>(g, x.data<T>(), y.data<T>(), indices.data<int64_t>());
   });
   autograd::record(op, {x}, {y}, [indices, g, input_shape = x.shape()](const BackwardContext& c) {
     return TensorList{max_pool2d_backward(c.grad(), indices, input_shape, g)};
@@ -192,10 +208,13 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   Tensor y = Tensor::empty(output_shape(x.shape(), g.out_h, g.out_w), x.dtype(), x.device());
   detail::dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (x.is_cuda())
-      cu::avg_pool2d_forward<T>(g, opt.count_include_pad, x.data<T>(), y.data<T>(), x.device().index);
-    else
-      k::avg_pool2d_forward<T>(g, opt.count_include_pad, x.data<T>(), y.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (x.is_cuda()) {
+        cu::avg_pool2d_forward<T>(g, opt.count_include_pad, x.data<T>(), y.data<T>(), x.device().index);
+        return;
+      }
+    }
+    k::avg_pool2d_forward<T>(g, opt.count_include_pad, x.data<T>(), y.data<T>());
   });
   autograd::record(op, {x}, {y}, [opt, input_shape = x.shape()](const BackwardContext& c) {
     return TensorList{avg_pool2d_backward(c.grad(), input_shape, opt)};
@@ -212,11 +231,14 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   detail::dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const int64_t planes = x.size(0) * x.size(1);
-    if (x.is_cuda())
-      cu::adaptive_avg_pool2d_forward<T>(planes, x.size(2), x.size(3), out_h, out_w, x.data<T>(), y.data<T>(),
-                                         x.device().index);
-    else
-      k::adaptive_avg_pool2d_forward<T>(planes, x.size(2), x.size(3), out_h, out_w, x.data<T>(), y.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (x.is_cuda()) {
+        cu::adaptive_avg_pool2d_forward<T>(planes, x.size(2), x.size(3), out_h, out_w, x.data<T>(), y.data<T>(),
+                                           x.device().index);
+        return;
+      }
+    }
+    k::adaptive_avg_pool2d_forward<T>(planes, x.size(2), x.size(3), out_h, out_w, x.data<T>(), y.data<T>());
   });
   autograd::record(op, {x}, {y}, [input_shape = x.shape()](const BackwardContext& c) {
     return TensorList{adaptive_avg_pool2d_backward(c.grad(), input_shape)};

@@ -8,6 +8,7 @@
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/reduce_max.h"
 #include "kernels/cpu/softmax.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/reduce_max.h"
 #include "kernels/cuda/softmax.h"
 
@@ -60,11 +61,14 @@ Tensor index_mask(const Tensor& indices, const Shape& shape, int64_t d, DType dt
   Tensor mask = Tensor::empty(shape, dtype, indices.device());
   detail::dispatch_float("max", dtype, [&](auto tag) {
     using T = decltype(tag);
-    if (indices.is_cuda())
-      kernels::cuda::one_hot_along(indices.data<int64_t>(), sp.outer, sp.n, sp.inner, mask.data<T>(),
-                                   indices.device().index);
-    else
-      kernels::cpu::one_hot_along<T>(indices.data<int64_t>(), sp.outer, sp.n, sp.inner, mask.data<T>());
+    if constexpr (kernels::cuda::kBuilt) {
+      if (indices.is_cuda()) {
+        kernels::cuda::one_hot_along(indices.data<int64_t>(), sp.outer, sp.n, sp.inner, mask.data<T>(),
+                                     indices.device().index);
+        return;
+      }
+    }
+    kernels::cpu::one_hot_along<T>(indices.data<int64_t>(), sp.outer, sp.n, sp.inner, mask.data<T>());
   });
   return mask;
 }
@@ -76,10 +80,13 @@ void max_kernel(const char* op, const Tensor& a, int64_t d, Tensor* values, cons
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* v = values ? values->data<T>() : nullptr;
-    if (a.is_cuda())
-      kernels::cuda::max_along(a.data<T>(), sp.outer, sp.n, sp.inner, v, indices.data<int64_t>(), a.device().index);
-    else
-      kernels::cpu::max_along<T>(a.data<T>(), sp.outer, sp.n, sp.inner, v, indices.data<int64_t>());
+    if constexpr (kernels::cuda::kBuilt) {
+      if (a.is_cuda()) {
+        kernels::cuda::max_along(a.data<T>(), sp.outer, sp.n, sp.inner, v, indices.data<int64_t>(), a.device().index);
+        return;
+      }
+    }
+    kernels::cpu::max_along<T>(a.data<T>(), sp.outer, sp.n, sp.inner, v, indices.data<int64_t>());
   });
 }
 
@@ -135,10 +142,13 @@ Tensor softmax(const Tensor& a, int64_t dim) {
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float("softmax", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (a.is_cuda())
-      kernels::cuda::softmax(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>(), a.device().index);
-    else
-      kernels::cpu::softmax<T>(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>());
+    if constexpr (kernels::cuda::kBuilt) {
+      if (a.is_cuda()) {
+        kernels::cuda::softmax(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>(), a.device().index);
+        return;
+      }
+    }
+    kernels::cpu::softmax<T>(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>());
   });
   autograd::record(
       "softmax", {a}, {out},
@@ -158,10 +168,13 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   detail::dispatch_float("log_softmax", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (a.is_cuda())
-      kernels::cuda::log_softmax(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>(), a.device().index);
-    else
-      kernels::cpu::log_softmax<T>(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>());
+    if constexpr (kernels::cuda::kBuilt) {
+      if (a.is_cuda()) {
+        kernels::cuda::log_softmax(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>(), a.device().index);
+        return;
+      }
+    }
+    kernels::cpu::log_softmax<T>(a.data<T>(), sp.outer, sp.n, sp.inner, out.data<T>());
   });
   autograd::record(
       "log_softmax", {a}, {out},

@@ -8,6 +8,7 @@
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/reduce_sum.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/reduce_sum.h"
 
@@ -45,11 +46,13 @@ Tensor sum_kernel(const char* op, const Tensor& a, const std::vector<uint8_t>& m
   detail::dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const int nd = static_cast<int>(a.dim());
-    if (a.is_cuda()) {
-      kernels::cuda::sum_dims<T>(a.data<T>(), nd, a.shape().data(), mask.data(), out.data<T>(), a.device().index);
-    } else {
-      kernels::cpu::sum_dims<T>(a.data<T>(), nd, a.shape().data(), mask.data(), out.data<T>());
+    if constexpr (kernels::cuda::kBuilt) {
+      if (a.is_cuda()) {
+        kernels::cuda::sum_dims<T>(a.data<T>(), nd, a.shape().data(), mask.data(), out.data<T>(), a.device().index);
+        return;
+      }
     }
+    kernels::cpu::sum_dims<T>(a.data<T>(), nd, a.shape().data(), mask.data(), out.data<T>());
   });
   return out;
 }
@@ -99,11 +102,13 @@ Tensor expand(const Tensor& a, const Shape& shape) {
   detail::dispatch_float("expand", a.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const int nd = static_cast<int>(shape.size());
-    if (a.is_cuda()) {
-      kernels::cuda::broadcast_to<T>(nd, shape.data(), a.data<T>(), strides.data(), out.data<T>(), a.device().index);
-    } else {
-      kernels::cpu::broadcast_to<T>(nd, shape.data(), a.data<T>(), strides.data(), out.data<T>());
+    if constexpr (kernels::cuda::kBuilt) {
+      if (a.is_cuda()) {
+        kernels::cuda::broadcast_to<T>(nd, shape.data(), a.data<T>(), strides.data(), out.data<T>(), a.device().index);
+        return;
+      }
     }
+    kernels::cpu::broadcast_to<T>(nd, shape.data(), a.data<T>(), strides.data(), out.data<T>());
   });
   autograd::record("expand", {a}, {out}, [in_shape = a.shape()](const BackwardContext& c) {
     return TensorList{sum_to(c.grad(), in_shape)};

@@ -23,6 +23,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/rng.h"
 #include "kernels/cpu/gather.h"
+#include "kernels/cuda/build_config.h"
 #include "kernels/cuda/gather.h"
 
 namespace dmix {
@@ -82,10 +83,13 @@ Tensor checked_index(const char* op, const Tensor& index, int64_t size, int64_t 
 template <class T>
 void copy_rows_on(Device device, const T* src, int64_t src_stride, T* dst, int64_t dst_stride, int64_t rows,
                   int64_t cols) {
-  if (device.is_cuda())
-    cu::copy_rows<T>(src, src_stride, dst, dst_stride, rows, cols, device.index);
-  else
-    k::copy_rows<T>(src, src_stride, dst, dst_stride, rows, cols);
+  if constexpr (cu::kBuilt) {
+    if (device.is_cuda()) {
+      cu::copy_rows<T>(src, src_stride, dst, dst_stride, rows, cols, device.index);
+      return;
+    }
+  }
+  k::copy_rows<T>(src, src_stride, dst, dst_stride, rows, cols);
 }
 
 // x with `before` zeros ahead of it and `after` zeros behind it along dim.
@@ -188,10 +192,13 @@ Tensor channel_shuffle(const Tensor& x, int64_t groups) {
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   dispatch_copyable(op, x.dtype(), [&](auto t) {
     using T = decltype(t);
-    if (x.is_cuda())
-      cu::channel_shuffle<T>(x.data<T>(), v.outer, groups, v.size / groups, v.inner, y.data<T>(), x.device().index);
-    else
-      k::channel_shuffle<T>(x.data<T>(), v.outer, groups, v.size / groups, v.inner, y.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (x.is_cuda()) {
+        cu::channel_shuffle<T>(x.data<T>(), v.outer, groups, v.size / groups, v.inner, y.data<T>(), x.device().index);
+        return;
+      }
+    }
+    k::channel_shuffle<T>(x.data<T>(), v.outer, groups, v.size / groups, v.inner, y.data<T>());
   });
   autograd::record(op, {x}, {y}, [inverse_groups = v.size / groups](const BackwardContext& ctx) -> TensorList {
     return {channel_shuffle(ctx.grad(), inverse_groups)};
@@ -213,10 +220,14 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
   dispatch_copyable(op, x.dtype(), [&](auto t) {
     using T = decltype(t);
-    if (x.is_cuda())
-      cu::index_select<T>(x.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), m, y.data<T>(), x.device().index);
-    else
-      k::index_select<T>(x.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), m, y.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (x.is_cuda()) {
+        cu::index_select<T>(x.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), m, y.data<T>(),
+                            x.device().index);
+        return;
+      }
+    }
+    k::index_select<T>(x.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), m, y.data<T>());
   });
   autograd::record(op, {x}, {y}, [dim, index, size = v.size](const BackwardContext& ctx) -> TensorList {
     return {index_add(ctx.grad(), dim, index, size)};
@@ -240,11 +251,14 @@ Tensor index_add(const Tensor& src, int64_t dim, const Tensor& index, int64_t si
   Tensor y = Tensor::zeros(out_shape, src.dtype(), src.device());
   dispatch_copyable(op, src.dtype(), [&](auto t) {
     using T = decltype(t);
-    if (src.is_cuda())
-      cu::index_add<T>(src.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), size, y.data<T>(),
-                       src.device().index);
-    else
-      k::index_add<T>(src.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), size, y.data<T>());
+    if constexpr (cu::kBuilt) {
+      if (src.is_cuda()) {
+        cu::index_add<T>(src.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), size, y.data<T>(),
+                         src.device().index);
+        return;
+      }
+    }
+    k::index_add<T>(src.data<T>(), v.outer, v.size, v.inner, idx.data<int64_t>(), size, y.data<T>());
   });
   autograd::record(op, {src}, {y}, [dim, index](const BackwardContext& ctx) -> TensorList {
     return {index_select(ctx.grad(), dim, index)};

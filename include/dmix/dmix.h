@@ -50,7 +50,9 @@
 // the convenience layer
 #include "dmix/data.h"
 #include "dmix/device.h"
+#include "dmix/hessian.h"
 #include "dmix/model_io.h"
+#include "dmix/subsample.h"
 #include "dmix/tensor_io.h"
 #include "dmix/training.h"
 #include "dmix/version.h"

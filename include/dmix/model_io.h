@@ -52,6 +52,24 @@ struct LoadedModel {
   std::shared_ptr<nn::Module> model;  // weights loaded, on the device asked for, in training mode
   ModelSpec spec;                     // as read from the file (or given)
   nn::Checkpoint checkpoint;          // everything the file holds: optimizer state, metadata
+
+  // A metadata entry of the file (dataset, image_size, epoch, ...), or `fallback` where it
+  // has none (a plain state dict has no metadata).
+  std::string meta_or(const std::string& key, const std::string& fallback = "") const {
+    auto it = checkpoint.metadata.find(key);
+    return it == checkpoint.metadata.end() ? fallback : it->second;
+  }
+};
+
+// The words load_model's errors use: the op they start with, and what the caller sets to
+// give the model name, class count and input channels. A program with flags names its
+// flags, so the one-line error says what to pass (`dmix eval` gives --model, --num-classes
+// and --in-channels).
+struct ModelSpecNames {
+  const char* op = "load_model";
+  const char* name = "spec.name";
+  const char* num_classes = "spec.num_classes";
+  const char* in_channels = "spec.in_channels";
 };
 
 namespace api_detail {
@@ -63,33 +81,49 @@ inline int64_t size_of_first(const nn::StateDict& state, std::initializer_list<c
   }
   return 0;
 }
+
+// A number in a checkpoint's metadata; a file whose metadata says otherwise is named in the error.
+inline int64_t meta_int(const nn::Checkpoint& c, const std::string& key, const std::string& path, const char* op) {
+  const std::string& v = c.meta(key);
+  try {
+    size_t used = 0;
+    const int64_t n = std::stoll(v, &used);
+    if (used == v.size()) return n;
+  } catch (const std::exception&) {
+  }
+  fail(op, path, ": metadata ", key, " is '", v, "', not a number");
+}
 }  // namespace api_detail
 
 // Reads a checkpoint written by `dmix train` or save_model() and rebuilds its model; fields
 // set in `spec` must agree with the file. A plain safetensors state dict (from save_weights
 // or PyTorch) needs spec.name; its class count and input channels are read off the
-// classifier and stem weights when spec leaves them 0.
-inline LoadedModel load_model(const std::string& path, ModelSpec spec = {}, Device device = Device::cpu()) {
+// classifier (fc, linear or classifier) and stem (conv1 or conv_1_3x3) weights when spec
+// leaves them 0. Errors are one line in the words of `names`.
+inline LoadedModel load_model(const std::string& path, ModelSpec spec = {}, Device device = Device::cpu(),
+                              const ModelSpecNames& names = {}) {
+  const char* op = names.op;
   LoadedModel out;
   out.checkpoint = nn::load_checkpoint(path);
   const nn::Checkpoint& c = out.checkpoint;
   if (c.is_dmix_checkpoint) {
     const std::string name = c.meta("model");
-    const int64_t classes = std::stoll(c.meta("num_classes")), channels = std::stoll(c.meta("in_channels"));
-    check(spec.name.empty() || spec.name == name, "load_model", path, " holds model ", name, ", not ", spec.name);
-    check(spec.num_classes <= 0 || spec.num_classes == classes, "load_model", path, " has ", classes,
-          " classes, not ", spec.num_classes);
-    check(spec.in_channels <= 0 || spec.in_channels == channels, "load_model", path, " takes ", channels,
-          " input channels, not ", spec.in_channels);
+    const int64_t classes = api_detail::meta_int(c, "num_classes", path, op);
+    const int64_t channels = api_detail::meta_int(c, "in_channels", path, op);
+    check(spec.name.empty() || spec.name == name, op, path, " holds model ", name, ", not ", spec.name);
+    check(spec.num_classes <= 0 || spec.num_classes == classes, op, path, " has ", classes, " classes, not ",
+          spec.num_classes, " (", names.num_classes, ")");
+    check(spec.in_channels <= 0 || spec.in_channels == channels, op, path, " takes ", channels,
+          " input channels, not ", spec.in_channels, " (", names.in_channels, ")");
     spec = {name, classes, channels};
   } else {
-    check(!spec.name.empty(), "load_model", path, " is a plain state dict: say which model it holds (spec.name)");
+    check(!spec.name.empty(), op, path, " is a plain state dict: pass ", names.name, " (the model it holds)");
     if (spec.num_classes <= 0)
       spec.num_classes = api_detail::size_of_first(c.model, {"fc.weight", "linear.weight", "classifier.weight"}, 0);
+    check(spec.num_classes > 0, op, "cannot tell the class count of ", path, ": pass ", names.num_classes);
     if (spec.in_channels <= 0)
       spec.in_channels = api_detail::size_of_first(c.model, {"conv1.weight", "conv_1_3x3.weight"}, 1);
-    check(spec.num_classes > 0 && spec.in_channels > 0, "load_model", "cannot tell the class count or input channels of ",
-          path, ": set spec.num_classes and spec.in_channels");
+    check(spec.in_channels > 0, op, "cannot tell the input channels of ", path, ": pass ", names.in_channels);
   }
   out.model = build_model(spec, device);
   out.model->load_state_dict(c.model);

@@ -214,6 +214,8 @@ void convert(const From* x, To* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = static_cast<To>(x[i]);
 }
 
+// The macro arguments are types, which cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define DMIX_INSTANTIATE(T)                                                                                  \
   template void binary<T>(BinaryOp, int, const int64_t*, const T*, const int64_t*, const T*, const int64_t*, T*); \
   template void unary<T>(UnaryOp, const T*, T*, int64_t);                                                    \
@@ -246,5 +248,6 @@ DMIX_CONVERT_FROM(int64_t)
 DMIX_CONVERT_FROM(uint8_t)
 #undef DMIX_CONVERT_FROM
 #undef DMIX_CONVERT
+// NOLINTEND(bugprone-macro-parentheses)
 
 }  // namespace dmix::kernels::cpu

@@ -5,8 +5,9 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <stdexcept>
 #include <string>
+
+#include "kernels/error.h"
 
 namespace dmix::kernels::cpu {
 namespace {
@@ -21,7 +22,7 @@ GemmBackend backend_from_environment() {
   if (v == "openblas") return GemmBackend::OpenBLAS;
   if (v == "handwritten") return GemmBackend::Handwritten;
   // A misspelt setting silently measuring the wrong backend is worse than stopping.
-  throw std::invalid_argument("DMIX_GEMM=" + v + ": expected 'openblas' or 'handwritten'");
+  fail("DMIX_GEMM", "'", v, "' is not a GEMM backend; expected 'openblas' or 'handwritten'");
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include "engine/error.h"
+#include "kernels/error.h"
 
 #if DMIX_HAS_CUDNN
 #include <cudnn.h>

@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "engine/error.h"
 #include "kernels/cuda/conv2d.h"
+#include "kernels/error.h"
 
 namespace dmix::kernels::cuda {
 namespace {

@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "engine/error.h"
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/stream.h"
+#include "kernels/error.h"
 
 namespace dmix::kernels::cuda::conv {
 

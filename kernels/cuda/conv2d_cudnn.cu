@@ -40,7 +40,6 @@
 #include <cstdlib>
 #include <string>
 
-#include "engine/error.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/conv2d_common.cuh"
@@ -48,6 +47,7 @@
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/stream.h"
+#include "kernels/error.h"
 
 #if DMIX_HAS_CUDNN
 #include <algorithm>

@@ -29,8 +29,8 @@
 #include <sstream>
 #include <utility>
 
-#include "engine/error.h"
 #include "kernels/cuda/check.h"
+#include "kernels/error.h"
 
 namespace dmix::kernels::cuda {
 

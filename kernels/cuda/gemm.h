@@ -20,7 +20,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "engine/error.h"
+#include "kernels/error.h"
 
 namespace dmix::kernels::cuda {
 

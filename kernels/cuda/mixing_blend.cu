@@ -20,11 +20,11 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/error.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/mixing_table.cuh"
 #include "kernels/cuda/stream.h"
+#include "kernels/error.h"
 
 namespace dmix::kernels::cuda {
 namespace {

@@ -16,12 +16,12 @@
 // bound. The table is B * (5K - 4) * 4 bytes.
 #include <vector>
 
-#include "engine/error.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/mixing.h"
 #include "kernels/cuda/mixing_table.cuh"
 #include "kernels/cuda/stream.h"
+#include "kernels/error.h"
 
 namespace dmix::kernels::cuda {
 namespace {

@@ -29,11 +29,11 @@
 #include <memory>
 #include <vector>
 
-#include "engine/error.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/stream.h"
+#include "kernels/error.h"
 
 namespace dmix::kernels::cuda {
 namespace {

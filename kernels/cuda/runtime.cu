@@ -147,8 +147,6 @@ void check_pointers(const char* op, const void* dst, const void* src, size_t byt
 
 }  // namespace
 
-bool built_with_cuda() { return true; }
-
 int device_count() {
   // Asked once: without a driver cudaGetDeviceCount fails (no driver, driver too old,
   // no device), and this build must then behave like a machine without GPUs.

@@ -1,13 +1,13 @@
 // The CUDA device runtime seen from the host: memory, copies and synchronisation.
 // Allocation goes through a caching allocator (blocks reused by size class), so ops
-// never call cudaMalloc on the hot path. In a build without CUDA the same functions
-// exist and throw a dmix::Error saying the build has no GPU backend.
+// never call cudaMalloc on the hot path. Defined only in a build with the CUDA backend
+// (kernels/cuda/build_config.h.in says how code above the kernels calls it); the engine's
+// cuda_device_count() and check_device() (engine/device.h) answer in every build.
 #pragma once
 #include <cstddef>
 
 namespace dmix::kernels::cuda {
 
-bool built_with_cuda();
 int device_count();  // 0 when there is no driver or no GPU
 
 void* allocate(size_t bytes, int device);

@@ -297,6 +297,12 @@ def check_folder(work):
         if abs(result["top1_error"] - 100.0 * wrong / 5) > 1e-9:
             fail("eval top-1 error %s, predict's logits give %s" % (result["top1_error"], 100.0 * wrong / 5))
 
+def variants(work, checkpoint):  # the checkpoint with bad metadata, and as a state dict without its classifier
+    tensors, meta = read(checkpoint)
+    write(W([work, "badmeta.safetensors"]), tensors, dict(meta, num_classes="ten"))
+    plain = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.") and k != "model.fc.weight"}
+    write(W([work, "nofc.safetensors"]), plain)
+
 globals()[sys.argv[1].replace("-", "_")](*sys.argv[2:])
 PYEOF
 st() { python3 "$work/st.py" "$@"; }
@@ -383,5 +389,22 @@ expect_error "$work/folder/n07/b.png: cannot decode the image (stb_image: " "$dm
   --dataset folder --data "$work/folder" --image-size 12 --workers 2
 expect_error "holds no class folder" "$dmix" eval "${f[@]}" --dataset folder --data "$work/folder/n02"
 expect_error "needs --data DIR" "$dmix" eval "${f[@]}" --dataset folder
+st variants "$work" "$ckpt"
+expect_error "$work/badmeta.safetensors: metadata num_classes is 'ten', not a number" "$dmix" eval \
+  --weights "$work/badmeta.safetensors" --samples 10
+expect_error "$work/colour_model.safetensors is a plain state dict: pass --model" "$dmix" predict \
+  --weights "$work/colour_model.safetensors" "${x[@]}"
+expect_error "holds model pyramidnet11_a6, not resnet18" "${p[@]}" --model resnet18 "${x[@]}"
+expect_error "has 10 classes, not 7 (--num-classes)" "$dmix" eval --weights "$ckpt" --num-classes 7 --samples 10
+expect_error "cannot tell the class count of $work/nofc.safetensors: pass --num-classes" "$dmix" predict \
+  --weights "$work/nofc.safetensors" --model pyramidnet11_a6 "${x[@]}"
+expect_error "cuda:99 requested, but" "${p[@]}" "${x[@]}" --device cuda:99
+expect_error "\-\-dataset imagenet only says how image files are prepared" "$dmix" eval --weights "$ckpt" --dataset imagenet
 test ! -e "$work/o.safetensors"
+
+echo "== eval: --samples N takes the first N test images, as --limit-test N does"
+"$dmix" eval --checkpoint "$ckpt" --samples 40 --threads 2 --json > "$work/samples.json"
+"$dmix" eval --weights "$ckpt" --limit-test 40 --threads 2 --json > "$work/limit.json"
+grep -q '"images":40' "$work/samples.json"
+cmp "$work/samples.json" "$work/limit.json"
 echo "all predict checks passed"

@@ -152,7 +152,7 @@ TEST_CASE("fashion-mnist: missing, truncated and corrupt files are one clear err
     rejects(images, "truncated: the pixels need 60 bytes after the header, the file holds 40");
   }
   SUBCASE("header truncated") {
-    write_gz(images, be32(0x00000803) + be32(3) + "\x00\x00");
+    write_gz(images, be32(0x00000803) + be32(3) + std::string("\x00\x00", 2));  // 2 of the 4 bytes of a size
     rejects(images, "truncated: the file ends inside the dimension sizes");
   }
   SUBCASE("empty file") {

@@ -558,6 +558,7 @@ TEST_CASE("Mixup's lambda has the Beta(alpha, alpha) mean and variance") {
     const TestBatch t = constant_batch(2, 1, 1, 2, 2);
     Generator gen(uint64_t(1000 * alpha));
     std::vector<double> lam;
+    lam.reserve(3000);
     for (int rep = 0; rep < 3000; ++rep)
       lam.push_back(mix_batch(t.images, t.labels, t.indices, 2, options(MixMethod::Mixup, 2, alpha), gen)
                         .components[0][0].weight);

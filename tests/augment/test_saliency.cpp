@@ -122,7 +122,9 @@ TEST_CASE("both detectors put the peak on a single bright blob, in colour and in
       CHECK(lo >= 0.0f);
       CHECK(hi <= 1.0f);
       CHECK(hi > 0.0f);
-      const auto [py, px] = argmax_pixel(map, t.H, t.W);
+      // Named variables, not a structured binding: CAPTURE's lambda cannot capture one in C++17.
+      const std::pair<int64_t, int64_t> peak = argmax_pixel(map, t.H, t.W);
+      const int64_t py = peak.first, px = peak.second;
       CAPTURE(py);
       CAPTURE(px);
       const double dist = std::hypot(double(py - t.cy), double(px - t.cx));

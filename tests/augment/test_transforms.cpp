@@ -169,7 +169,7 @@ TEST_CASE("transforms: SampleRng draws are in range and have the right moments")
   CHECK(usum / n == doctest::Approx(0.5).epsilon(0.02));
   CHECK(sum / n == doctest::Approx(0.0).epsilon(0.03));  // |mean| < 0.03, sd of the mean is 0.007
   CHECK(sum2 / n == doctest::Approx(1.0).epsilon(0.05));
-  for (int c : counts) CHECK(c > n / 7 * 0.9);
+  for (int c : counts) CHECK(c > n / 7.0 * 0.9);
   CHECK_THROWS_AS(rng.randint(2, 2), dmix::Error);
 }
 

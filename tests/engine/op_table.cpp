@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -166,6 +168,95 @@ double gradcheck_error(const OpCase& c, const TensorList& inputs_in, int order, 
       worst = std::max(worst, std::abs(a[j] - numeric[j]) / std::max(1.0, std::abs(numeric[j])));
   }
   return worst;
+}
+
+double max_relative_error(const std::vector<double>& got, const std::vector<double>& want) {
+  if (got.size() != want.size()) return std::numeric_limits<double>::infinity();
+  double scale = 1.0, err = 0.0;
+  for (double w : want) scale = std::max(scale, std::abs(w));
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double d = std::abs(got[i] - want[i]);
+    if (!(d <= err)) err = std::isnan(d) ? std::numeric_limits<double>::infinity() : d;
+  }
+  return err / scale;
+}
+
+bool op_report() {
+  static const bool on = std::getenv("DMIX_OP_REPORT") != nullptr;
+  return on;
+}
+
+TensorList round_to_f32(const TensorList& inputs) {
+  TensorList out;
+  for (const Tensor& t : inputs) out.push_back(is_floating(t.dtype()) ? t.to(DType::f32).to(t.dtype()) : t);
+  return out;
+}
+
+namespace {
+
+// Normal values rounded to f32: the same numbers whatever precision the run computes in.
+Tensor projection(const Shape& shape, std::mt19937_64& rng, DType dtype, Device device) {
+  std::normal_distribution<double> normal;
+  std::vector<double> v(static_cast<size_t>(shape_numel(shape)));
+  for (auto& x : v) x = static_cast<double>(static_cast<float>(normal(rng)));
+  return Tensor::from_vector(v, shape).to(dtype).to(device);
+}
+
+// A result's values on the host, after noting whether it is where it should be.
+std::vector<double> collect(const Tensor& t, const std::string& what, DType float_dtype, Device device,
+                            RowResults& out) {
+  if (t.device() != device || t.dtype() != float_dtype)
+    out.misplaced.push_back(what + " is " + t.str() + ", expected " + dtype_name(float_dtype) + " on " + device.str());
+  return t.detach().to(Device::cpu()).to(DType::f64).to_vector<double>();
+}
+
+}  // namespace
+
+RowResults evaluate_row(const OpCase& c, const TensorList& inputs, DType float_dtype, Device device, int order,
+                        uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  RowResults out;
+  TensorList in, diff;
+  std::vector<size_t> diff_at;  // the position of each differentiable input among all inputs
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    // detach last: to() returns the tensor itself when nothing changes, and the caller's
+    // inputs must not start requiring grad.
+    Tensor x = (is_floating(t.dtype()) ? t.to(float_dtype) : t).to(device).detach();
+    if (c.inputs[i].differentiable) {
+      x.set_requires_grad(true);
+      diff.push_back(x);
+      diff_at.push_back(i);
+    }
+    in.push_back(x);
+  }
+  const Tensor y = c.fn(in);
+  out.forward = collect(y, "the forward", float_dtype, device, out);
+  if (order < 1) return out;
+
+  const Tensor r = projection(y.shape(), rng, y.dtype(), y.device());
+  TensorList g = autograd::grad({sum(mul(y, r))}, diff, {}, /*create_graph=*/order >= 2, /*allow_unused=*/true);
+  for (size_t k = 0; k < diff.size(); ++k) {
+    if (!g[k].defined()) g[k] = Tensor::zeros(diff[k].shape(), diff[k].dtype(), diff[k].device());
+    out.grad.push_back(collect(g[k], "the gradient of input " + std::to_string(diff_at[k]), float_dtype, device, out));
+  }
+  if (order < 2) return out;
+
+  Tensor inner;  // sum_k <g_k, w_k> over the gradients that still depend on the inputs
+  for (size_t k = 0; k < diff.size(); ++k) {
+    const Tensor w = projection(diff[k].shape(), rng, g[k].dtype(), g[k].device());
+    if (!g[k].requires_grad()) continue;
+    const Tensor term = sum(mul(g[k], w));
+    inner = inner.defined() ? add(inner, term) : term;
+  }
+  TensorList g2 = inner.defined() ? autograd::grad({inner}, diff, {}, /*create_graph=*/false, /*allow_unused=*/true)
+                                  : TensorList(diff.size());
+  for (size_t k = 0; k < diff.size(); ++k) {
+    if (!g2[k].defined()) g2[k] = Tensor::zeros(diff[k].shape(), diff[k].dtype(), diff[k].device());
+    out.grad2.push_back(
+        collect(g2[k], "the second-order gradient of input " + std::to_string(diff_at[k]), float_dtype, device, out));
+  }
+  return out;
 }
 
 }  // namespace dmix::testing

@@ -1,7 +1,10 @@
 // The op table: one row per op (or op variant) drives the generic tests in
 // test_op_table.cpp — forward against a naive reference loop (f64 and f32), gradient
-// against central finite differences in f64, and second order (gradgradcheck).
-// A family of ops registers its rows from its own test file:
+// against central finite differences in f64, and second order (gradgradcheck) — and,
+// on a machine with a GPU, tests/gpu/test_op_table.cpp, which runs every row on cuda:0
+// against the CPU's f64 answer: every op of the table has a CUDA path by construction.
+// A family of ops registers its rows from its own file, tests/engine/ops/rows_<family>.cpp,
+// compiled once (the CMake object library dmix_op_table) into both suites:
 //
 //   static OpCaseRegistrar reg_relu({
 //       .name = "relu",
@@ -51,6 +54,15 @@ struct OpCase {
   bool gradgradcheck = true;
   double f32_tolerance = 1e-4;  // forward in f32 vs the f64 reference, relative to max |ref|
   double grad_tolerance = 1e-5; // analytic vs central finite differences (step 1e-6) in f64
+  // The row on cuda:0 in f32 against the CPU's f64 answer on the same (f32-representable)
+  // inputs, relative to max(1, max |answer|): the forward, and the first- and second-order
+  // gradients (evaluate_row). The GPU rounds like the CPU's f32 but sums in its own order;
+  // the CPU's own f32 error on the table's rows was at most 3e-7 on this measure when the
+  // defaults were set, and an indexing or launch bug is off by O(0.1). Rows whose CUDA
+  // path is a vendor library free to pick its algorithm (cuDNN: FFT, Winograd) ask for
+  // more. In f64 the GPU must agree to 1e-10 whatever the row.
+  double gpu_tolerance = 1e-5;
+  double gpu_grad_tolerance = 1e-5;
 };
 
 std::vector<OpCase>& op_cases();
@@ -65,5 +77,34 @@ Inputs to_doubles(const TensorList& ts);
 // Max |analytic - numeric| over all differentiable inputs, scaled by max(1, |numeric|).
 // order 1: d<f(x), r>/dx; order 2: d<grad_x <f(x), r>, w>/dx (gradgradcheck).
 double gradcheck_error(const OpCase& c, const TensorList& inputs, int order, uint64_t seed);
+
+// max |got - want| / max(1, max |want|), the table's error measure; infinite when the sizes
+// differ or got holds a NaN (a NaN must never pass as a small error).
+double max_relative_error(const std::vector<double>& got, const std::vector<double>& want);
+
+// DMIX_OP_REPORT=1 asks the table's tests to print every row's errors.
+bool op_report();
+
+// The inputs with every float value rounded to f32 and kept in f64: an f32 run of a row
+// then sees exactly the values of the f64 run, and its error is the op's own.
+TensorList round_to_f32(const TensorList& inputs);
+
+// A row evaluated on one device in one float dtype, copied back to the host as doubles.
+struct RowResults {
+  std::vector<double> forward;
+  // Per differentiable input: grad = d<fn(x), r>/dx_i (order >= 1), and grad2 =
+  // d(sum_j <grad_j, w_j>)/dx_i (order 2: gradgradcheck's quantity, from autograd on both
+  // sides); zeros where autograd finds no dependence.
+  std::vector<std::vector<double>> grad, grad2;
+  // Results that are not on the inputs' device or not in their float dtype, described.
+  std::vector<std::string> misplaced;
+};
+
+// Runs row c with its inputs (f64 on the CPU, as make_inputs gives them) converted to
+// float_dtype (integer inputs keep theirs) and moved to device. r and w are drawn from seed
+// and rounded to f32, so two calls with the same inputs and seed differ only in where and
+// in what precision they compute.
+RowResults evaluate_row(const OpCase& c, const TensorList& inputs, DType float_dtype, Device device, int order,
+                        uint64_t seed);
 
 }  // namespace dmix::testing

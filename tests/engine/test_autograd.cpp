@@ -10,7 +10,7 @@ using namespace dmix;
 using autograd::grad;
 
 namespace {
-Tensor vec(std::vector<double> v) { return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}); }
+Tensor vec(const std::vector<double>& v) { return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}); }
 }  // namespace
 
 TEST_CASE("autograd: backward accumulates into leaves across calls") {
@@ -79,7 +79,7 @@ TEST_CASE("autograd: third derivative of x^4 through create_graph") {
 TEST_CASE("autograd: second derivative through ops that reuse their output (exp, tanh, sigmoid)") {
   const double v = 0.3;
   Tensor x = vec({v}).set_requires_grad();
-  auto second = [&](Tensor y) {
+  auto second = [&](const Tensor& y) {
     Tensor g = grad({sum(y)}, {x}, {}, true)[0];
     return grad({sum(g)}, {x})[0].item();
   };

@@ -1,37 +1,16 @@
-// The generic op tests: every row of the op table (registered by the tests/engine/ops/
-// files) is checked for forward values against its naive reference in f64 and f32, for
+// The generic op tests: every row of the op table (registered by tests/engine/ops/rows_*.cpp)
+// is checked for forward values against its naive reference in f64 and f32, for
 // its gradient against central finite differences in f64, and for its second-order
-// gradient (gradgradcheck). Run with -s to print each op's errors.
+// gradient (gradgradcheck). DMIX_OP_REPORT=1 prints each op's errors.
 #include <doctest/doctest.h>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdlib>
 
 #include "tests/engine/op_table.h"
 
 using namespace dmix;
 using namespace dmix::testing;
 
-namespace {
-
-// DMIX_OP_REPORT=1 prints every op's errors (the coverage table for notes and reviews).
-bool report() {
-  static const bool on = std::getenv("DMIX_OP_REPORT") != nullptr;
-  return on;
-}
-
-double max_relative_error(const std::vector<double>& got, const std::vector<double>& want) {
-  double scale = 1.0, err = 0.0;
-  for (double w : want) scale = std::max(scale, std::abs(w));
-  for (size_t i = 0; i < got.size(); ++i) err = std::max(err, std::abs(got[i] - want[i]));
-  return err / scale;
-}
-
-}  // namespace
-
 TEST_CASE("op table: the table is populated") {
-  // A broken registration (a test file not linked) must not pass silently.
+  // A broken registration (a rows file not linked) must not pass silently.
   CHECK(op_cases().size() >= 20);
 }
 
@@ -51,7 +30,7 @@ TEST_CASE("op table: forward matches the naive reference in f64 and f32") {
     const std::vector<double> got32 = c.fn(in32).to(DType::f64).to_vector<double>();
     const double e32 = max_relative_error(got32, want);
     CHECK(e32 < c.f32_tolerance);
-    if (report()) MESSAGE(c.name << ": forward max rel error f64 " << e64 << ", f32 " << e32);
+    if (op_report()) MESSAGE(c.name << ": forward max rel error f64 " << e64 << ", f32 " << e32);
   }
 }
 
@@ -62,7 +41,7 @@ TEST_CASE("op table: first-order gradients match finite differences (f64)") {
     INFO("op: " << c.name);
     const double err = gradcheck_error(c, make_inputs(c, DType::f64, 2), 1, 3);
     CHECK(err < c.grad_tolerance);
-    if (report()) MESSAGE(c.name << ": gradcheck max error " << err);
+    if (op_report()) MESSAGE(c.name << ": gradcheck max error " << err);
     ++checked;
   }
   CHECK(checked > 0);
@@ -75,7 +54,7 @@ TEST_CASE("op table: second-order gradients match finite differences (gradgradch
     INFO("op: " << c.name);
     const double err = gradcheck_error(c, make_inputs(c, DType::f64, 4), 2, 5);
     CHECK(err < c.grad_tolerance);
-    if (report()) MESSAGE(c.name << ": gradgradcheck max error " << err);
+    if (op_report()) MESSAGE(c.name << ": gradgradcheck max error " << err);
     ++checked;
   }
   CHECK(checked > 0);

@@ -181,8 +181,9 @@ TEST_CASE("rng: normal has the right mean, variance and central mass; Box-Muller
     // Elements 2k and 2k+1 come from one Box-Muller pair (cos and sin).
     double cross = 0;
     for (size_t k = 0; k + 1 < v.size(); k += 2) cross += (v[k] - mu) * (v[k + 1] - mu);
-    const double corr = cross / (v.size() / 2) / (sigma * sigma);
-    CHECK(std::abs(corr) < 6.0 / std::sqrt(v.size() / 2.0));
+    const size_t pairs = v.size() / 2;
+    const double corr = cross / static_cast<double>(pairs) / (sigma * sigma);
+    CHECK(std::abs(corr) < 6.0 / std::sqrt(static_cast<double>(pairs)));
   }
 }
 

@@ -88,7 +88,10 @@ TEST_CASE("safetensors: every dtype round trips, including 0-d and empty tensors
   save_safetensors(path, tensors);
   SafetensorsFile loaded = load_safetensors(path);
   REQUIRE(loaded.tensors.size() == tensors.size());
-  for (const auto& [name, t] : tensors) {
+  // Named references, not a structured binding: C++17 cannot capture one in CAPTURE's lambda.
+  for (const auto& entry : tensors) {
+    const std::string& name = entry.first;
+    const Tensor& t = entry.second;
     CAPTURE(name);
     REQUIRE(loaded.tensors.count(name) == 1);
     const Tensor& u = loaded.tensors.at(name);

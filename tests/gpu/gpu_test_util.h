@@ -2,7 +2,8 @@
 // themselves, random fills, and a comparison that reports the largest errors.
 //
 // Every GPU test case is declared with `* doctest::skip(!has_gpu())`, so on a machine
-// without a GPU (or a build without CUDA) it is reported as skipped — never as passed.
+// without a GPU it is reported as skipped — never as passed. (A build without CUDA does
+// not build this suite.)
 #pragma once
 #include <doctest/doctest.h>
 

@@ -1,16 +1,18 @@
 // The CUDA paths of conv2d (cuDNN, and the handwritten implicit-GEMM and direct kernels)
-// and of the pooling ops (max_pool2d, avg_pool2d, adaptive_avg_pool2d,
-// global_avg_pool2d) against the CPU: forward, backward (gradient of sum(out * r)) and
-// double backward (gradient of <grad, w>, with create_graph), in f32 and in f64, on
-// shapes with odd sizes, stride 2, padding, dilation 2, groups 2, depthwise and ceil_mode.
-// Every convolution case runs once per GPU backend (cuDNN where the build has it, then
+// against the CPU: forward, backward (gradient of sum(out * r)) and double backward
+// (gradient of <grad, w>, with create_graph), in f32 and in f64, on shapes with odd
+// sizes, stride 2, padding, dilation 2, groups 2 and depthwise. Every
+// convolution case runs once per GPU backend (cuDNN where the build has it, then
 // handwritten); the kernel-level cases also run each handwritten algorithm on every shape.
+// The pooling kernels (max_pool2d, avg_pool2d, adaptive_avg_pool2d) are held to the CPU's
+// bit for bit, arg max indices included; the pooling ops' forward, backward and double
+// backward on the GPU are the op table's rows (test_op_table.cpp).
 //
 // Tolerance. The reference is the CPU's f64 answer. A GPU sums in another order than the
 // CPU, which changes rounding but not its size, while an indexing or launch-size bug
 // moves results by O(1) of their scale. So, in the max norm, with e_cpu the error of the
 // CPU's own f32 result against the reference and scale the largest |reference|:
-//     handwritten, pooling   f32: max(8 e_cpu, 64 FLT_EPSILON scale)
+//     handwritten            f32: max(8 e_cpu, 64 FLT_EPSILON scale)
 //                            f64: max(8 e_cpu DBL_EPSILON / FLT_EPSILON, 64 DBL_EPSILON scale)
 //     cuDNN                  f32: max(8 e_cpu, 1e-4 scale),  f64: max(..., 1e-12 scale)
 // cuDNN may choose FFT or Winograd algorithms, whose rounding is up to ~100 times that
@@ -72,16 +74,6 @@ Allowed allowed(Accuracy a, double e_cpu, double scale) {
     case Accuracy::VendorTf32: return {std::max(f32, 1e-2 * scale), std::max(f64, 1e-12 * scale)};
   }
   return {f32, f64};
-}
-
-// ---- values --------------------------------------------------------------------------------
-
-// Distinct values (a shuffled ramp): max pooling picks the same element in f32 and f64.
-std::vector<double> distinct(int64_t n, uint32_t seed) {
-  std::vector<double> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[i] = static_cast<double>(i) / static_cast<double>(n) - 0.5;
-  std::shuffle(v.begin(), v.end(), std::mt19937(seed));
-  return v;
 }
 
 // ---- op cases: forward, backward, double backward -------------------------------------------
@@ -209,15 +201,6 @@ void check_conv_case(const Case& c) {
   }
 }
 
-void check_pool_case(const Case& c) {
-  INFO("case: " << c.name);
-  const Result cpu64 = run(c, DType::f64, Device::cpu());
-  const Result cpu32 = run(c, DType::f32, Device::cpu());
-  const Result gpu32 = run(c, DType::f32, kGpu);
-  const Result gpu64 = run(c, DType::f64, kGpu);
-  compare("cuda", Accuracy::Direct, c, cpu64, cpu32, gpu32, gpu64);
-}
-
 // ---- convolution shapes --------------------------------------------------------------------
 
 struct ConvShape {
@@ -312,56 +295,6 @@ std::vector<PoolShape> pool_shapes() {
       {"4x3 stride (3,2) pad (2,1) ceil_mode", {2, 3, 13, 6}, Pool2dOptions{{4, 3}, {3, 2}, {2, 1}, true}},
       {"5x5 stride 1 pad 2", {1, 2, 5, 5}, Pool2dOptions{{5, 5}, {1, 1}, {2, 2}, false}},
   };
-}
-
-Case max_pool_case(const PoolShape& s, uint32_t seed) {
-  Case c;
-  c.name = "max_pool2d " + s.name + ": x " + shape_str(s.x);
-  c.inputs = {{s.x, distinct(shape_numel(s.x), seed)}};
-  const Pool2dOptions opt = s.opt;
-  // y * y makes the gradient depend on x, so the double backward runs the gather and the
-  // scatter of the arg max on the GPU too.
-  c.fn = [opt](const TensorList& in) {
-    const Tensor y = max_pool2d(in[0], opt);
-    return TensorList{y, mul(y, y)};
-  };
-  return c;
-}
-
-Case avg_pool_case(const PoolShape& s, bool count_include_pad, uint32_t seed) {
-  Case c;
-  c.name = "avg_pool2d " + s.name + (count_include_pad ? ", count_include_pad" : ", padding not counted") + ": x " +
-           shape_str(s.x);
-  c.inputs = {{s.x, uniform(shape_numel(s.x), seed)}};
-  Pool2dOptions opt = s.opt;
-  opt.count_include_pad = count_include_pad;
-  c.fn = [opt](const TensorList& in) {
-    const Tensor y = avg_pool2d(in[0], opt);
-    return TensorList{y, mul(y, y)};
-  };
-  return c;
-}
-
-Case adaptive_case(const Shape& x, int64_t out_h, int64_t out_w, uint32_t seed) {
-  Case c;
-  c.name = "adaptive_avg_pool2d " + shape_str(x) + " -> " + std::to_string(out_h) + "x" + std::to_string(out_w);
-  c.inputs = {{x, uniform(shape_numel(x), seed)}};
-  c.fn = [out_h, out_w](const TensorList& in) {
-    const Tensor y = adaptive_avg_pool2d(in[0], out_h, out_w);
-    return TensorList{y, mul(y, y)};
-  };
-  return c;
-}
-
-Case global_case(const Shape& x, uint32_t seed) {
-  Case c;
-  c.name = "global_avg_pool2d " + shape_str(x);
-  c.inputs = {{x, uniform(shape_numel(x), seed)}};
-  c.fn = [](const TensorList& in) {
-    const Tensor y = global_avg_pool2d(in[0]);
-    return TensorList{y, mul(y, y)};
-  };
-  return c;
 }
 
 // ---- kernel level: every GPU algorithm on every shape --------------------------------------
@@ -586,11 +519,14 @@ TEST_CASE("cuda pooling: the CUDA kernels equal the CPU kernels bit for bit" * d
       for (bool count_include_pad : {true, false}) {
         Pool2dOptions opt = s.opt;
         opt.count_include_pad = count_include_pad;
-        for (auto [name, fn] : std::vector<std::pair<std::string, std::function<Tensor(const Tensor&)>>>{
+        for (const auto& op : std::vector<std::pair<std::string, std::function<Tensor(const Tensor&)>>>{
                  {"max_pool2d", [&](const Tensor& t) { return max_pool2d(t, opt); }},
                  {"avg_pool2d", [&](const Tensor& t) { return avg_pool2d(t, opt); }},
                  {"adaptive_avg_pool2d 3x2", [](const Tensor& t) { return adaptive_avg_pool2d(t, 3, 2); }},
                  {"adaptive_avg_pool2d 7x9", [](const Tensor& t) { return adaptive_avg_pool2d(t, 7, 9); }}}) {
+          // Named references, not a structured binding: C++17 cannot capture one in CAPTURE's lambda.
+          const std::string& name = op.first;
+          const std::function<Tensor(const Tensor&)>& fn = op.second;
           CAPTURE(name);
           CAPTURE(count_include_pad);
           Tensor xc = x.detach(), xd = xg.detach();
@@ -640,32 +576,5 @@ TEST_CASE("cuda pooling: max_pool2d arg max indices equal the CPU's" * doctest::
     cu::max_pool2d_forward<float>(g, xg.data<float>(), yg.data<float>(), idxg.data<int64_t>(), 0);
     CHECK(idxg.to(Device::cpu()).to_vector<int64_t>() == idx.to_vector<int64_t>());
     CHECK(same_values(host_values(yg), host_values(y)));
-  }
-}
-
-TEST_CASE("cuda pooling: forward, backward and double backward match the CPU" * doctest::skip(!has_gpu())) {
-  uint32_t seed = 800;
-  for (const PoolShape& s : pool_shapes()) {
-    check_pool_case(max_pool_case(s, seed++));
-    check_pool_case(avg_pool_case(s, true, seed++));
-    check_pool_case(avg_pool_case(s, false, seed++));
-  }
-  check_pool_case(adaptive_case({2, 3, 5, 7}, 3, 2, seed++));
-  check_pool_case(adaptive_case({2, 2, 4, 4}, 7, 5, seed++));  // bins overlap: output larger than input
-  check_pool_case(adaptive_case({2, 3, 9, 10}, 1, 1, seed++));
-  check_pool_case(adaptive_case({1, 2, 13, 7}, 4, 6, seed++));
-  check_pool_case(global_case({2, 3, 5, 7}, seed++));
-  check_pool_case(global_case({4, 16, 1, 1}, seed++));
-}
-
-TEST_CASE("cuda pooling: an input on the GPU keeps its results and gradients on the GPU" *
-          doctest::skip(!has_gpu())) {
-  Tensor x = Tensor::ones({1, 2, 4, 4}).to(kGpu).detach();
-  x.set_requires_grad(true);
-  const Pool2dOptions opt = Pool2dOptions{{2, 2}, {2, 2}, {0, 0}, false};
-  for (const Tensor& y : {max_pool2d(x, opt), avg_pool2d(x, opt), adaptive_avg_pool2d(x, 1, 1), global_avg_pool2d(x)}) {
-    CHECK(y.is_cuda());
-    const Tensor g = autograd::grad({sum(y)}, {x})[0];
-    CHECK(g.is_cuda());
   }
 }

@@ -235,7 +235,7 @@ std::vector<Case> binary_cases(const std::string& op, BinaryFn f, Fill b_fill) {
   return cases;
 }
 
-std::vector<Case> unary_cases(const std::string& op, UnaryFn f, Fill fill) {
+std::vector<Case> unary_cases(const std::string& op, const UnaryFn& f, Fill fill) {
   const Shape shapes[] = {{}, {1}, {13}, {4097}, {3, 5, 7}, {100003}};
   std::vector<Case> cases;
   for (const Shape& s : shapes) {

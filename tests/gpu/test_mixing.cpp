@@ -78,7 +78,13 @@ MixOptions options(MixMethod method, int64_t k, double alpha, double prob) {
   return o;
 }
 
-bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
+// Bit patterns, not values: 0 and -0 differ, and a NaN matches the same NaN.
+bool same_bits(float a, float b) {
+  uint32_t a_bits = 0, b_bits = 0;
+  std::memcpy(&a_bits, &a, sizeof(a_bits));
+  std::memcpy(&b_bits, &b, sizeof(b_bits));
+  return a_bits == b_bits;
+}
 
 // Running totals for one method over all its cases.
 struct Tally {

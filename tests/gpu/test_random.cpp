@@ -50,9 +50,29 @@ struct Difference {
   }
 };
 
+// The unsigned integer as wide as a sample of each dtype compared here (u8, f32, f64 and i64).
+template <size_t Bytes>
+struct BitsOfSize;
+template <>
+struct BitsOfSize<1> {
+  using type = uint8_t;
+};
+template <>
+struct BitsOfSize<4> {
+  using type = uint32_t;
+};
+template <>
+struct BitsOfSize<8> {
+  using type = uint64_t;
+};
+
+// Bit patterns, not values: 0 and -0 differ, and a NaN matches the same NaN.
 template <class T>
 bool same_bits(T a, T b) {
-  return std::memcmp(&a, &b, sizeof(T)) == 0;
+  typename BitsOfSize<sizeof(T)>::type a_bits = 0, b_bits = 0;
+  std::memcpy(&a_bits, &a, sizeof(T));
+  std::memcpy(&b_bits, &b, sizeof(T));
+  return a_bits == b_bits;
 }
 
 // Elementwise comparison of two host copies; allowed(ref) is the tolerance per element.

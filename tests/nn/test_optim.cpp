@@ -11,8 +11,8 @@ using namespace dmix;
 using namespace dmix::nn;
 
 namespace {
-Tensor param(std::vector<float> v) { return Tensor::from_vector(v, {int64_t(v.size())}).set_requires_grad(); }
-void set_grad(Tensor& p, std::vector<float> g) { p.set_grad(Tensor::from_vector(g, {int64_t(g.size())})); }
+Tensor param(const std::vector<float>& v) { return Tensor::from_vector(v, {int64_t(v.size())}).set_requires_grad(); }
+void set_grad(Tensor& p, const std::vector<float>& g) { p.set_grad(Tensor::from_vector(g, {int64_t(g.size())})); }
 }  // namespace
 
 TEST_CASE("SGD: momentum, Nesterov and coupled weight decay follow PyTorch's rule") {

@@ -7,8 +7,8 @@
 
 #include <string>
 
-#include "engine/error.h"
 #include "kernels/cuda/cudnn_graph.h"
+#include "kernels/error.h"
 
 namespace cu = dmix::kernels::cuda;
 using dmix::kernels::cpu::Conv2dGeometry;

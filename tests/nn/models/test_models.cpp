@@ -192,7 +192,8 @@ TEST_CASE("ResNet: exact torchvision parameter counts (1000 classes)") {
   Generator gen(7);
   const std::pair<int64_t, int64_t> expected[] = {
       {18, 11689512}, {34, 21797672}, {50, 25557032}, {101, 44549160}, {152, 60192808}};
-  for (auto [depth, count] : expected) {
+  for (const auto& e : expected) {
+    const int64_t depth = e.first, count = e.second;  // not a structured binding: CHECK_MESSAGE captures it
     ResNetConfig c;
     c.depth = depth;
     CHECK_MESSAGE(ResNet(c, gen).num_parameters() == count, "resnet", depth);
@@ -308,7 +309,9 @@ TEST_CASE("every parameter of a PyramidNet receives a gradient; training updates
   Tensor x = gen.normal({2, 1, 12, 12});
   Tensor labels = Tensor::from_vector<int64_t>({1, 3}, {2});
   cross_entropy(model->forward(x), labels).backward();
-  for (auto& [name, p] : model->named_parameters()) {
+  for (const auto& named : model->named_parameters()) {
+    const std::string& name = named.first;  // not a structured binding: CHECK_MESSAGE captures it
+    const Tensor& p = named.second;
     CHECK_MESSAGE(p.grad().defined(), name);
     if (p.grad().defined()) CHECK_MESSAGE(p.grad().shape() == p.shape(), name);
   }
