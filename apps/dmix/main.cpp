@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
     dmix::app::add_predict_command(app);
     dmix::app::add_augment_command(app);
     dmix::app::add_subsample_command(app);
+    dmix::app::add_hessian_command(app);
     dmix::app::add_bench_command(app);
     dmix::app::add_bench_mix_command(*app.get_subcommand("bench"));
     try {
