@@ -14,6 +14,7 @@
 #  4. bad input ends with one clear line and a non-zero status.
 # Files are read and written with python3's standard library only (json, struct).
 set -euo pipefail
+tests_apps=$(cd "$(dirname "$0")" && pwd)  # safetensors_io.py, shared by the CLI tests
 dmix="$1"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -26,35 +27,7 @@ weights="$work/model/last.safetensors"
 cat > "$work/st.py" <<'PYEOF'
 import json, math, random, struct, sys
 
-CODES = {"F32": ("f", 4), "I64": ("q", 8)}
-
-def read(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    out = {}
-    for name, h in header.items():
-        code, size = CODES[h["dtype"]]
-        b, e = h["data_offsets"]
-        raw = data[8 + n + b:8 + n + e]
-        out[name] = (h["dtype"], h["shape"], list(struct.unpack("<%d%s" % (len(raw) // size, code), raw)))
-    return out, meta
-
-def write(path, tensors, meta=None):
-    header, blobs, offset = {}, [], 0
-    if meta:
-        header["__metadata__"] = meta
-    for name, (dtype, shape, values) in sorted(tensors.items()):
-        raw = struct.pack("<%d%s" % (len(values), CODES[dtype][0]), *values)
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+from safetensors_io import read, write  # tests/apps/safetensors_io.py
 
 def fail(msg):
     print("FAIL:", msg)
@@ -159,7 +132,7 @@ def check_fd(work):
 
 globals()[sys.argv[1].replace("-", "_")](*sys.argv[2:])
 PYEOF
-st() { python3 "$work/st.py" "$@"; }
+st() { PYTHONPATH="$tests_apps" python3 "$work/st.py" "$@"; }
 
 echo "== both methods on 16 test images"
 h=("$dmix" hessian --weights "$weights" --samples 16 --params layer3 --params fc --top-k 2 --trace --trace-samples 3

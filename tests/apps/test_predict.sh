@@ -14,6 +14,7 @@
 #  5. bad input ends with one clear line and a non-zero status.
 # Inputs are written with python3's standard library only (struct, json, zlib).
 set -euo pipefail
+tests_apps=$(cd "$(dirname "$0")" && pwd)  # safetensors_io.py, shared by the CLI tests
 dmix="$1"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -21,36 +22,7 @@ trap 'rm -rf "$work"' EXIT
 cat > "$work/st.py" <<'PYEOF'
 import json, math, os, random, struct, sys, zlib
 
-CODES = {"F32": ("f", 4), "F64": ("d", 8), "I64": ("q", 8), "U8": ("B", 1)}
-
-def read(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    out = {}
-    for name, h in header.items():
-        code, size = CODES[h["dtype"]]
-        b, e = h["data_offsets"]
-        raw = data[8 + n + b:8 + n + e]
-        out[name] = (h["dtype"], h["shape"], list(struct.unpack("<%d%s" % (len(raw) // size, code), raw)))
-    return out, meta
-
-def write(path, tensors, meta=None):
-    header, blobs, offset = {}, [], 0
-    if meta:
-        header["__metadata__"] = meta
-    for name, (dtype, shape, values) in sorted(tensors.items()):
-        code, _ = CODES[dtype]
-        raw = struct.pack("<%d%s" % (len(values), code), *values)
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+from safetensors_io import read, write  # tests/apps/safetensors_io.py
 
 def png(path, w, h, channels, pixels):
     def chunk(kind, body):
@@ -305,7 +277,7 @@ def variants(work, checkpoint):  # the checkpoint with bad metadata, and as a st
 
 globals()[sys.argv[1].replace("-", "_")](*sys.argv[2:])
 PYEOF
-st() { python3 "$work/st.py" "$@"; }
+st() { PYTHONPATH="$tests_apps" python3 "$work/st.py" "$@"; }
 
 echo "== a checkpoint to predict with"
 "$dmix" train --model pyramidnet11_a6 --limit-train 64 --limit-test 32 --epochs 1 --batch 32 --seed 3 \

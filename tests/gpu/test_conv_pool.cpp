@@ -45,11 +45,13 @@
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/pool2d.h"
 #include "kernels/cuda/runtime.h"
+#include "tests/engine/ops/conv_options.h"
 #include "tests/gpu/gpu_compare.h"
 #include "tests/gpu/gpu_test_util.h"
 
 using namespace dmix;
 using dmix::gpu_test::has_gpu;
+using dmix::testing::conv_options;
 using namespace dmix::gpu_test;
 namespace cu = dmix::kernels::cuda;
 
@@ -210,16 +212,6 @@ struct ConvShape {
   Conv2dOptions opt;
   bool bias = false;
 };
-
-Conv2dOptions conv_options(std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
-                           std::array<int64_t, 2> dilation, int64_t groups) {
-  Conv2dOptions o;
-  o.stride = stride;
-  o.padding = padding;
-  o.dilation = dilation;
-  o.groups = groups;
-  return o;
-}
 
 // Odd sizes, stride 2, dilation 2, groups 2 and 3, depthwise (with a channel multiplier),
 // every tile width of the implicit GEMM (16, 32, 64 columns), and a batch long enough to
