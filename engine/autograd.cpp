@@ -3,6 +3,7 @@
 // arrived (a topological order), summing gradients that meet at the same place.
 #include "engine/autograd.h"
 
+#include <algorithm>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -125,9 +126,15 @@ struct Run {
       }
     }
 
+    // Only the roots' own nodes have no edge into them. Starting from them in the order given
+    // (not in the hash map's order, which follows memory addresses) makes a backward from
+    // several roots, such as a Hessian-vector product's, sum its gradients in the same order
+    // on every run, and so give the same bits.
     std::vector<Node*> ready;
-    for (auto& kv : keep)
-      if (deps[kv.first] == 0) ready.push_back(kv.first);
+    for (auto it = roots.rbegin(); it != roots.rend(); ++it) {
+      Node* n = it->grad_fn().get();
+      if (n && deps[n] == 0 && std::find(ready.begin(), ready.end(), n) == ready.end()) ready.push_back(n);
+    }
 
     // Backward formulas record a graph only when asked to (create_graph).
     EnableGradGuard grad_on;

@@ -169,15 +169,19 @@ struct Entry {
   uint64_t begin = 0, end = 0;
 };
 
+// Reads a file through pread, or a buffer in memory: the same checks either way.
 class Reader {
  public:
   explicit Reader(std::string path) : path_(std::move(path)) {}
+  Reader(const void* data, size_t size, std::string what)
+      : path_(std::move(what)), in_memory_(true), memory_(static_cast<const char*>(data)), file_bytes_(size) {}
   ~Reader() {
     if (fd_ >= 0) ::close(fd_);
   }
 
   SafetensorsFile read() {
-    open_file();
+    if (!in_memory_) open_file();
+    if (file_bytes_ < 8) bad("file is ", file_bytes_, " bytes, too short to hold the 8-byte header length");
     const uint64_t header_bytes = read_header_length();
     const json header = parse_header(header_bytes);
     data_start_ = 8 + header_bytes;
@@ -210,11 +214,16 @@ class Reader {
     if (::fstat(fd_, &st) != 0) bad("cannot stat: ", errno_text());
     if (!S_ISREG(st.st_mode)) bad("not a regular file");
     file_bytes_ = static_cast<uint64_t>(st.st_size);
-    if (file_bytes_ < 8) bad("file is ", file_bytes_, " bytes, too short to hold the 8-byte header length");
   }
 
   void read_exact(void* dst, uint64_t bytes, uint64_t offset, const char* what) const {
     char* p = static_cast<char*>(dst);
+    if (in_memory_) {
+      if (offset > file_bytes_ || bytes > file_bytes_ - offset)
+        bad("data ends at byte ", file_bytes_, " while reading ", what, " at byte ", offset);
+      if (bytes > 0) std::memcpy(p, memory_ + offset, static_cast<size_t>(bytes));
+      return;
+    }
     while (bytes > 0) {
       const size_t want = static_cast<size_t>(std::min<uint64_t>(bytes, uint64_t(1) << 30));
       const ssize_t n = ::pread(fd_, p, want, static_cast<off_t>(offset));
@@ -362,6 +371,8 @@ class Reader {
 
   std::string path_;
   int fd_ = -1;
+  bool in_memory_ = false;
+  const char* memory_ = nullptr;
   uint64_t file_bytes_ = 0;
   uint64_t data_start_ = 0;
   uint64_t data_bytes_ = 0;
@@ -402,5 +413,10 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
 }
 
 SafetensorsFile load_safetensors(const std::string& path) { return Reader(path).read(); }
+
+SafetensorsFile load_safetensors_from_memory(const void* data, size_t size, const std::string& what) {
+  check(data != nullptr || size == 0, "load_safetensors", what, ": null data pointer");
+  return Reader(data, size, what).read();
+}
 
 }  // namespace dmix

@@ -37,6 +37,9 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
 // unknown dtype, shape/size mismatch, offsets outside the data or overlapping, bytes no
 // tensor owns) is one dmix::Error "load_safetensors: <path>: <what is wrong>".
 SafetensorsFile load_safetensors(const std::string& path);
+// The same from bytes in memory (a file read or mapped by the caller, a network buffer);
+// `what` stands for the path in the messages.
+SafetensorsFile load_safetensors_from_memory(const void* data, size_t size, const std::string& what = "<memory>");
 
 namespace detail {
 // Test hook: when set, save_safetensors calls it before writing each chunk to the

@@ -1,5 +1,8 @@
 #include "nn/checkpoint.h"
 
+#include <charconv>
+#include <cstdint>
+
 #include "engine/error.h"
 #include "engine/safetensors.h"
 
@@ -22,8 +25,9 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
   save_safetensors(path, tensors, metadata);
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
-  SafetensorsFile file = load_safetensors(path);
+namespace {
+
+Checkpoint checkpoint_from_file(SafetensorsFile file, const std::string& path) {
   Checkpoint c;
   c.metadata = file.metadata;
   auto fmt = file.metadata.find("format");
@@ -33,7 +37,9 @@ Checkpoint load_checkpoint(const std::string& path) {
     return c;
   }
   const std::string& version = c.meta("format_version");
-  const int major = std::atoi(version.c_str());
+  // The digits before the first '.'; std::atoi's overflow on a long digit string is undefined.
+  int64_t major = -1;
+  std::from_chars(version.data(), version.data() + version.size(), major);
   check(major == kCheckpointMajorVersion, "load_checkpoint", path, ": checkpoint format version ", version,
         " is not readable by this dmix (reads ", kCheckpointMajorVersion, ".x)");
   for (auto& [name, t] : file.tensors) {
@@ -46,6 +52,14 @@ Checkpoint load_checkpoint(const std::string& path) {
     }
   }
   return c;
+}
+
+}  // namespace
+
+Checkpoint load_checkpoint(const std::string& path) { return checkpoint_from_file(load_safetensors(path), path); }
+
+Checkpoint load_checkpoint_from_memory(const void* data, size_t size, const std::string& what) {
+  return checkpoint_from_file(load_safetensors_from_memory(data, size, what), what);
 }
 
 }  // namespace dmix::nn

@@ -3,6 +3,7 @@
 // name and config, epoch, best error, RNG state, schedule) as string metadata. Writes are
 // atomic, so a crash never leaves a half-written checkpoint in place of a good one.
 #pragma once
+#include <cstddef>
 #include <map>
 #include <string>
 
@@ -30,5 +31,7 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
 
 // Reads a dmix checkpoint or a plain safetensors state dict (then every tensor is a model tensor).
 Checkpoint load_checkpoint(const std::string& path);
+// The same from a file's bytes in memory; `what` stands for the path in the messages.
+Checkpoint load_checkpoint_from_memory(const void* data, size_t size, const std::string& what = "<memory>");
 
 }  // namespace dmix::nn

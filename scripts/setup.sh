@@ -7,6 +7,8 @@ packages=(
   build-essential cmake pkg-config
   doctest-dev libstb-dev libopenblas-dev libopenblas-openmp-dev zlib1g-dev nlohmann-json3-dev libcli11-dev
   libeigen3-dev libspectra-dev liblapacke-dev
+  clang libfuzzer-14-dev
+  libplplot-dev plplot-driver-cairo
   dataset-fashion-mnist
 )
 

@@ -26,6 +26,7 @@
 #include "apps/dmix/bench_timing.h"
 #include "apps/dmix/commands.h"
 #include "apps/dmix/options.h"
+#include "dmix/model_io.h"
 #include "engine/ops.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/threads.h"
@@ -224,8 +225,8 @@ Figures model_workloads(const ModelBenchOptions& o, const Target& t) {
   const std::string key = o.model + (o.fmnist ? "_fmnist" : "");
   const std::string b = std::to_string(o.batch);
   default_generator().set_state(0, 0);
-  auto model = nn::make_model(o.model, classes, channels);
-  model->to(t.device);
+  // Through build_model, which knows every registered family (darts_* from nas/ included).
+  auto model = dmix::build_model({o.model, classes, channels}, t.device);
   Generator gen(5);
   Tensor x = gen.normal({o.batch, channels, size, size}, 0.0, 1.0, DType::f32, t.device);
   Tensor y = softmax(gen.normal({o.batch, classes}, 0.0, 1.0, DType::f32, t.device), 1);

@@ -41,6 +41,8 @@ void add_predict_command(CLI::App& app);
 void add_augment_command(CLI::App& app);
 void add_subsample_command(CLI::App& app);
 void add_hessian_command(CLI::App& app);
+void add_landscape_command(CLI::App& app);
+void add_attack_command(CLI::App& app);
 
 // Runs the callback of the subcommand that was parsed; returns its exit status, or -1
 // when no parsed subcommand has a callback.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "augment/datasets.h"
+#include "augment/transforms.h"
 
 namespace dmix::app {
 
@@ -31,5 +32,18 @@ augment::Dataset load_dataset(const std::string& dataset, const std::string& dir
 int64_t native_image_size(const std::string& dataset);
 
 int64_t preset_image_size(const std::string& dataset, int64_t flag, const std::string& checkpoint_value = "");
+
+// The evaluation pipeline of `dataset` for images of any size: a fixed-size dataset's
+// (fashion-mnist, cifar*) gets a resize and centre crop to its one size in front of its
+// normalisation; image folders resize and crop anyway.
+augment::Pipeline any_size_eval_pipeline(const std::string& dataset, int64_t image_size);
+
+// Out-of-distribution images for `dmix eval --ood SPEC`: SPEC is a folder of image files
+// (class folders of them, as ImageNet-O unpacks to, or the files directly; found
+// recursively, sorted, decoded with `channels` channels, all labelled 0), or DATASET:DIR,
+// the test split of a dataset by name (mnist:DIR reads MNIST's IDX files, which have
+// Fashion-MNIST's names and format), whose images must have `channels` channels. A missing
+// folder or one without image files is a dmix::Error.
+augment::Dataset load_ood_dataset(const std::string& spec, int64_t channels);
 
 }  // namespace dmix::app

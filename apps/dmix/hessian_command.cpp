@@ -22,6 +22,7 @@
 #include "dmix/hessian.h"
 #include "engine/error.h"
 #include "engine/safetensors.h"
+#include "probe/plot.h"
 
 namespace dmix::app {
 
@@ -38,7 +39,7 @@ struct HessianCommand {
   bool trace = false, density = false, per_layer = false, train_mode = false;
   int64_t trace_samples = 0;  // 0: PyHessian's stopping rule
   int64_t density_steps = 100, density_probes = 1;
-  std::string diagonal, eigenvectors_out, json_out;
+  std::string diagonal, eigenvectors_out, json_out, plot_out;
   std::vector<std::string> params;
   uint64_t seed = 0;
 };
@@ -104,45 +105,17 @@ void write_json(const std::string& path, const nlohmann::json& j, const char* op
 int run_hessian(const HessianCommand& o) {
   const char* op = "hessian";
   check(o.top_k >= 1, op, "--top-k must be at least 1, got ", o.top_k);
-  const bool fixed_input = !o.input.inputs.empty();
-  check(!fixed_input || !o.input.labels.empty(), op, "--input needs --labels: the Hessian is of the loss");
-  check(!fixed_input || (o.split.samples == 0 && o.split.data.empty()), op,
-        "give either --input or a dataset split (--samples, --data), not both");
+  check(o.plot_out.empty() || o.density, op, "--plot draws the spectral density: add --density");
+  if (!o.plot_out.empty()) probe::plot::check_plot_path(o.plot_out);  // a bad name fails now, not after the run
   const probe::EigenMethod method = o.method == "power" ? probe::EigenMethod::power : probe::EigenMethod::lanczos;
   const bool trace = o.trace || o.trace_samples > 0 || !o.diagonal.empty();
   const Device device = o.run.resolve();
   LoadedModel m = o.model.load(device, op);
 
-  // The batches: one fixed batch (--input, or a split that fits in one --batch, so one gradient
-  // graph serves every product), else the split batch after batch.
-  std::string source;
-  std::optional<probe::FixedBatch> fixed;
-  std::unique_ptr<augment::DataLoader> loader;
-  std::optional<probe::LoaderBatches> loader_batches;
-  int64_t images = 0;
-  if (fixed_input) {
-    const BatchInputOptions::Batch b = o.input.read(m, o.images, op);
-    images = b.images.size(0);
-    fixed.emplace(b.images, b.labels);
-    source = std::to_string(images) + " inputs";
-  } else {
-    const std::string dataset = o.images.dataset_for(m, "fashion-mnist");
-    const augment::Dataset split = o.split.load(dataset, m, op);
-    loader = std::make_unique<augment::DataLoader>(
-        split, o.split.loader_options(split, o.images.image_size_for(dataset, m)));
-    images = loader->size();
-    check(images > 0, op, "the ", dataset, " test split holds no image");
-    source = dataset + " test split (" + std::to_string(images) + " images)";
-    if (loader->batches_per_epoch() == 1) {
-      augment::Batch b;
-      loader->start_epoch(0);
-      check(loader->next(b), op, "the ", dataset, " test split yields no batch");
-      fixed.emplace(b.images, b.labels);
-    } else {
-      loader_batches.emplace(*loader);
-    }
-  }
-  probe::BatchSource& batches = fixed ? static_cast<probe::BatchSource&>(*fixed) : *loader_batches;
+  const std::unique_ptr<AnalysisBatches> data = read_analysis_batches(o.input, o.images, o.split, m, op);
+  probe::BatchSource& batches = data->batches();
+  const std::string& source = data->source;
+  const int64_t images = data->images;
 
   probe::HessianOptions hopts;
   hopts.train_mode = o.train_mode;
@@ -238,6 +211,18 @@ int run_hessian(const HessianCommand& o) {
                       {"steps", o.density_steps}, {"probes", o.density_probes}};
       std::printf("  spectral density on [%.6g, %.6g] (%lld Lanczos steps x %lld probes)\n", esd.grid.front(),
                   esd.grid.back(), (long long)o.density_steps, (long long)o.density_probes);
+      if (!o.plot_out.empty()) {
+        probe::plot::Axes axes;
+        axes.title = "Hessian spectral density, " + m.spec.name;
+        axes.x_label = "eigenvalue";
+        axes.y_label = "density (log scale)";
+        axes.log_y = true;
+        probe::plot::Series curve;
+        curve.x = esd.grid;
+        curve.y = esd.density;
+        probe::plot::line_plot(o.plot_out, axes, {curve});
+        std::printf("  wrote %s\n", o.plot_out.c_str());
+      }
     }
     hvps += h.hvp_count();
   }
@@ -331,6 +316,9 @@ void add_hessian_command(CLI::App& app) {
       ->group("Hessian");
   cmd->add_option("--save-eigenvectors", o->eigenvectors_out,
                   "safetensors file for the top eigenvectors (tensor <i>.<parameter>)")
+      ->group("Output");
+  cmd->add_option("--plot", o->plot_out,
+                  "Draw the spectral density on a log scale into this .png or .svg file (needs --density)")
       ->group("Output");
   cmd->add_option("--json", o->json_out,
                   "Write one JSON object to this file (top_eigenvalues, trace, trace_stderr, trace_samples, "

@@ -21,6 +21,10 @@ int main(int argc, char** argv) {
     // A flag given twice takes its last value, so scripts can append overrides.
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app.set_version_flag("--version", std::string("dmix ") + dmix::kVersion);
+    // A bad flag is one line too, like every other error (CLI11 adds a second line by default).
+    app.failure_message([](const CLI::App*, const CLI::Error& e) {
+      return std::string("dmix: error: ") + e.what() + " (see --help)\n";
+    });
     dmix::app::add_train_command(app);
     dmix::app::add_info_command(app);
     dmix::app::add_eval_command(app);
@@ -28,6 +32,8 @@ int main(int argc, char** argv) {
     dmix::app::add_augment_command(app);
     dmix::app::add_subsample_command(app);
     dmix::app::add_hessian_command(app);
+    dmix::app::add_landscape_command(app);
+    dmix::app::add_attack_command(app);
     dmix::app::add_bench_command(app);
     dmix::app::add_bench_mix_command(*app.get_subcommand("bench"));
     try {

@@ -8,6 +8,7 @@
 #include "augment/transforms.h"
 #include "dmix/data.h"
 #include "dmix/device.h"
+#include "dmix/nas.h"
 #include "engine/error.h"
 #include "engine/safetensors.h"
 
@@ -133,14 +134,7 @@ Tensor images_as_batch(const std::vector<std::string>& files, const std::string&
                        int64_t channels, const char* op) {
   check(channels == 1 || channels == 3, op, "image files need a model of 1 or 3 input channels, this one takes ",
         channels);
-  augment::Pipeline p = augment::eval_pipeline(dataset, image_size);
-  if (!p.random_resized_crop.enabled && !p.resize_center_crop.enabled) {
-    const int64_t side = native_image_size(dataset);
-    check(side > 0, op, "no image size known for dataset ", dataset);
-    p.resize_center_crop.enabled = true;
-    p.resize_center_crop.resize = side;
-    p.resize_center_crop.crop = side;
-  }
+  const augment::Pipeline p = any_size_eval_pipeline(dataset, image_size);
   const int64_t n = static_cast<int64_t>(files.size());
   const auto [h, w] = p.output_hw(p.resize_center_crop.resize, p.resize_center_crop.resize);
   Tensor x = Tensor::empty({n, channels, h, w}, DType::f32);
@@ -234,8 +228,62 @@ BatchInputOptions::Batch BatchInputOptions::read(const LoadedModel& m, const Ima
   return out;
 }
 
+void ArchitectureOptions::add_to(CLI::App& cmd) {
+  cmd.add_option("--genotype", genotype,
+                 "darts_cifar / darts_imagenet: a genotype JSON file (DARTS's layout, as dmix search writes) or a "
+                 "built-in: DARTS_V1, DARTS_V2, PC_DARTS_cifar, PC_DARTS_image (default: PC_DARTS_cifar / "
+                 "PC_DARTS_image)")
+      ->group("Model");
+  cmd.add_option("--layers", layers, "darts_cifar / darts_imagenet: cells (default 20 / 14)")
+      ->check(positive())
+      ->group("Model");
+  cmd.add_option("--init-channels", init_channels, "darts_cifar / darts_imagenet: initial channels C (default 36 / 48)")
+      ->check(positive())
+      ->group("Model");
+}
+
+nn::ModelSettings ArchitectureOptions::settings(const std::string& model, bool auxiliary) const {
+  if (!nas::is_eval_network_name(model)) {
+    check(genotype.empty() && layers == 0 && init_channels == 0, "model",
+          "--genotype, --layers and --init-channels apply to darts_cifar and darts_imagenet, not ", model);
+    return {};
+  }
+  // Class count and channels do not change the settings; any positive pair will do here.
+  return darts_model_spec(model, 1, 1, genotype, layers, init_channels, auxiliary).settings;
+}
+
 void JsonOption::add_to(CLI::App& cmd, const std::string& help) {
   cmd.add_flag("--json", on, help)->group("Output");
+}
+
+std::unique_ptr<AnalysisBatches> read_analysis_batches(const BatchInputOptions& input, const ImageOptions& images,
+                                                       const SplitOptions& split, const LoadedModel& m, const char* op) {
+  auto out = std::make_unique<AnalysisBatches>();
+  if (!input.inputs.empty()) {
+    check(!input.labels.empty(), op, "--input needs --labels: the analysis is of the loss");
+    check(split.samples == 0 && split.data.empty(), op,
+          "give either --input or a dataset split (--samples, --data), not both");
+    const BatchInputOptions::Batch b = input.read(m, images, op);
+    out->images = b.images.size(0);
+    out->fixed.emplace(b.images, b.labels);
+    out->source = std::to_string(out->images) + " inputs";
+    return out;
+  }
+  const std::string dataset = images.dataset_for(m, "fashion-mnist");
+  const augment::Dataset data = split.load(dataset, m, op);
+  out->loader = std::make_unique<augment::DataLoader>(data, split.loader_options(data, images.image_size_for(dataset, m)));
+  out->images = out->loader->size();
+  check(out->images > 0, op, "the ", dataset, " test split holds no image");
+  out->source = dataset + " test split (" + std::to_string(out->images) + " images)";
+  if (out->loader->batches_per_epoch() == 1) {
+    augment::Batch b;
+    out->loader->start_epoch(0);
+    check(out->loader->next(b), op, "the ", dataset, " test split yields no batch");
+    out->fixed.emplace(b.images, b.labels);
+  } else {
+    out->loader_batches.emplace(*out->loader);
+  }
+  return out;
 }
 
 }  // namespace dmix::app

@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,7 @@
 #include "dmix/model_io.h"
 #include "engine/device.h"
 #include "engine/tensor.h"
+#include "probe/hvp.h"
 
 namespace dmix::app {
 
@@ -93,6 +96,36 @@ struct BatchInputOptions {
   // A safetensors file holding `input`, or image files prepared through the evaluation
   // pipeline of `images`' dataset (the checkpoint's, or imagenet for ImageNet-style models).
   Batch read(const LoadedModel& m, const ImageOptions& images, const char* op) const;
+};
+
+// What an analysis of the loss (dmix hessian, dmix landscape) evaluates: the fixed --input
+// batch (with --labels), or the test split: as one fixed batch when it fits in one --batch,
+// so that a Hessian's gradient graph is built once, else batch after batch.
+struct AnalysisBatches {
+  std::optional<probe::FixedBatch> fixed;
+  std::unique_ptr<augment::DataLoader> loader;
+  std::optional<probe::LoaderBatches> loader_batches;  // reads *loader
+  std::string source;  // for the output: "N inputs" or "<dataset> test split (N images)"
+  int64_t images = 0;
+
+  probe::BatchSource& batches() {
+    return fixed ? static_cast<probe::BatchSource&>(*fixed) : static_cast<probe::BatchSource&>(*loader_batches);
+  }
+};
+// Errors start with `op`: an empty split, --input without --labels, both an input and a split.
+std::unique_ptr<AnalysisBatches> read_analysis_batches(const BatchInputOptions& input, const ImageOptions& images,
+                                                       const SplitOptions& split, const LoadedModel& m, const char* op);
+
+// --genotype, --layers, --init-channels: the settings of a network built from a genotype
+// (darts_cifar, darts_imagenet: nas/eval_network.h), stored in its checkpoints.
+struct ArchitectureOptions {
+  std::string genotype;                   // built-in name or JSON file; "": the model's default
+  int64_t layers = 0, init_channels = 0;  // 0: the model's default
+
+  void add_to(CLI::App& cmd);
+  // The model settings of `model` (the genotype as JSON text), with or without its auxiliary
+  // head; empty for models built from a name alone, which take none of these flags.
+  nn::ModelSettings settings(const std::string& model, bool auxiliary) const;
 };
 
 // --json: one JSON object on stdout instead of a sentence.

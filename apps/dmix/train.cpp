@@ -28,6 +28,7 @@
 #include "dmix/model_io.h"
 #include "dmix/training.h"
 #include "engine/ops.h"
+#include "nas/eval_network.h"
 #include "nn/checkpoint.h"
 #include "nn/metrics.h"
 #include "nn/optim.h"
@@ -46,6 +47,11 @@ struct TrainOptions {
   std::string class_index;  // folder datasets: class-index file
   int64_t image_size = 0;   // folder datasets: crop size (0: 224)
   int64_t num_classes = 0, in_channels = 0;  // 0: from the dataset
+  ArchitectureOptions architecture;          // darts_cifar / darts_imagenet: genotype, layers, C
+  // Networks with an auxiliary head and drop-path (the DARTS evaluation networks): the
+  // auxiliary loss weight, and the drop-path probability p, applied as p * epoch / epochs
+  // (DARTS's linear rise from 0). Negative: the model's default (0.4 and 0.3, 0 for darts_imagenet).
+  double auxiliary_weight = -1.0, drop_path = -1.0;
   int epochs = 6;
   int64_t batch = 64;
   double lr = 0.1, momentum = 0.9, weight_decay = 5e-4, label_smoothing = 0.0;
@@ -89,7 +95,9 @@ nlohmann::json options_json(const TrainOptions& o) {
           {"label_smoothing", o.label_smoothing}, {"limit_train", o.limit_train}, {"limit_test", o.limit_test},
           {"subset", o.subset}, {"augment", o.augment}, {"pad_crop", o.pad_crop},
           {"mix", o.mix}, {"mix_k", o.mix_k}, {"mix_alpha", o.mix_alpha}, {"mix_prob", o.mix_prob}, {"cutout_length", o.cutout_length},
-          {"saliency", o.saliency}, {"preset", o.preset}};
+          {"saliency", o.saliency}, {"preset", o.preset}, {"genotype", o.architecture.genotype},
+          {"layers", o.architecture.layers}, {"init_channels", o.architecture.init_channels},
+          {"auxiliary_weight", o.auxiliary_weight}, {"drop_path", o.drop_path}};
 }
 
 std::vector<int64_t> first_n(int64_t n, int64_t size) {
@@ -104,6 +112,9 @@ struct TrainingRun {
   Device device;
   int64_t classes = 0, channels = 0, image_size = 0;
   std::shared_ptr<nn::Module> model;
+  nn::ModelSettings settings;         // beyond the model's name (a darts model's genotype, ...)
+  nas::EvalNetwork* darts = nullptr;  // the model, when it is a DARTS evaluation network
+  double auxiliary_weight = 0.0, drop_path = 0.0;
   std::unique_ptr<nn::Optimizer> optimizer;
   nn::LrSchedule schedule;
   std::unique_ptr<augment::DataLoader> train_loader, test_loader;
@@ -161,6 +172,13 @@ TrainingRun set_up(const TrainOptions& o) {
   check(r.classes >= train_set.num_classes, "train", "--num-classes ", r.classes, " is below the dataset's ",
         train_set.num_classes);
 
+  const bool darts = nas::is_eval_network_name(o.model);
+  r.auxiliary_weight = o.auxiliary_weight >= 0 ? o.auxiliary_weight : darts ? 0.4 : 0.0;
+  r.drop_path = o.drop_path >= 0 ? o.drop_path : o.model == "darts_cifar" ? 0.3 : 0.0;
+  check(darts || (r.auxiliary_weight == 0 && r.drop_path == 0), "train",
+        "--auxiliary-weight and --drop-path apply to darts_cifar and darts_imagenet, not ", o.model);
+  r.settings = o.architecture.settings(o.model, r.auxiliary_weight > 0);
+
   // Resume: the checkpoint decides the model and where to continue.
   nn::Checkpoint resume;
   if (!o.resume.empty()) {
@@ -168,13 +186,17 @@ TrainingRun set_up(const TrainOptions& o) {
     check(resume.is_dmix_checkpoint, "train", o.resume, " is a plain state dict, not a dmix training checkpoint");
     check(resume.meta("model") == o.model, "train", "checkpoint ", o.resume, " holds model ", resume.meta("model"),
           ", but --model is ", o.model);
+    for (const auto& [key, value] : r.settings)
+      check(resume.meta("model." + key) == value, "train", "checkpoint ", o.resume, " holds ", o.model,
+            " with another ", key, " than the flags give (--genotype, --layers, --init-channels, --auxiliary-weight)");
     r.start_epoch = std::stoi(resume.meta("epoch"));
     r.best_error = std::stod(resume.meta("best_top1_error"));
     r.best_epoch = std::stoi(resume.meta("best_epoch"));
   }
 
   default_generator().set_state(o.seed, 0);
-  r.model = build_model({o.model, r.classes, r.channels}, r.device);
+  r.model = build_model({o.model, r.classes, r.channels, r.settings}, r.device);
+  r.darts = dynamic_cast<nas::EvalNetwork*>(r.model.get());
   OptimizerOptions opt;
   opt.name = o.optimizer;
   opt.lr = o.lr;
@@ -235,6 +257,8 @@ EpochStats train_one_epoch(TrainingRun& r, const TrainOptions& o, int epoch, con
   augment::DataLoader& loader = *r.train_loader;
   const int64_t nb = loader.batches_per_epoch();
   model.train();
+  // DARTS's drop-path schedule: p = drop_path * epoch / epochs, 0 in the first epoch.
+  if (r.darts) r.darts->set_drop_path_prob(r.drop_path * double(epoch) / double(o.epochs));
   loader.start_epoch(epoch);
   Progress progress(nb, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), !o.quiet);
   double loss_sum = 0;
@@ -246,6 +270,10 @@ EpochStats train_one_epoch(TrainingRun& r, const TrainOptions& o, int epoch, con
     if (r.mix.method == augment::MixMethod::None) {
       logits = model.forward(b.images.to(r.device));
       loss = cross_entropy(logits, b.labels.to(r.device), o.label_smoothing);
+      if (r.darts && r.darts->auxiliary_logits().defined() && r.auxiliary_weight > 0)
+        loss = add(loss, mul_scalar(cross_entropy(r.darts->auxiliary_logits(), b.labels.to(r.device),
+                                                  o.label_smoothing),
+                                    r.auxiliary_weight));
     } else {
       // Mixing draws from the default generator, whose state every checkpoint saves, and
       // runs where the batch lives (the draws are the same on every device).
@@ -253,6 +281,9 @@ EpochStats train_one_epoch(TrainingRun& r, const TrainOptions& o, int epoch, con
           augment::mix_batch(b.images.to(r.device), b.labels, b.indices, r.classes, r.mix, default_generator());
       logits = model.forward(mixed.images);
       loss = soft_cross_entropy(logits, mixed.targets.to(r.device));
+      if (r.darts && r.darts->auxiliary_logits().defined() && r.auxiliary_weight > 0)
+        loss = add(loss, mul_scalar(soft_cross_entropy(r.darts->auxiliary_logits(), mixed.targets.to(r.device)),
+                                    r.auxiliary_weight));
     }
     const double loss_value = loss.item();
     check(std::isfinite(loss_value), "train", "loss became ", loss_value, " at epoch ", epoch + 1, " batch ", i + 1,
@@ -315,6 +346,7 @@ struct RunOutput {
         {"rng_seed", std::to_string(default_generator().seed())},
         {"rng_stream", std::to_string(default_generator().stream())},
         {"config", options_json(o).dump()}};
+    for (const auto& [key, value] : r.settings) meta["model." + key] = value;
     nn::save_checkpoint(last_path, *r.model, r.optimizer.get(), meta);
     if (is_best) nn::save_checkpoint(best_path, *r.model, r.optimizer.get(), meta);
   }
@@ -474,6 +506,15 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--model", o->model, "Model name (see dmix info --list)")->capture_default_str();
   cmd->add_option("--num-classes", o->num_classes, "Classes of the model head (default: the dataset's)");
   cmd->add_option("--in-channels", o->in_channels, "Input channels (default: the dataset's)");
+  o->architecture.add_to(*cmd);
+  cmd->add_option("--auxiliary-weight", o->auxiliary_weight,
+                  "darts_*: weight of the auxiliary head's loss; 0 builds no head (default 0.4)")
+      ->check(non_negative());
+  cmd->add_option("--drop-path", o->drop_path,
+                  "darts_*: drop-path probability p, applied as p * epoch / epochs (default 0.3 for darts_cifar, "
+                  "0 for darts_imagenet). DARTS's CIFAR recipe also uses --mix cutout --cutout-length 16 "
+                  "--mix-prob 1")
+      ->check(CLI::Range(0.0, 0.99));
   section("Data");
   cmd->add_option("--dataset", o->dataset, dataset_names_text())
       ->check(CLI::IsMember(dataset_names()))

@@ -48,10 +48,14 @@
 #include "augment/transforms.h"
 
 // the convenience layer
+#include "dmix/attack.h"
 #include "dmix/data.h"
 #include "dmix/device.h"
+#include "dmix/evaluation.h"
 #include "dmix/hessian.h"
+#include "dmix/landscape.h"
 #include "dmix/model_io.h"
+#include "dmix/nas.h"
 #include "dmix/subsample.h"
 #include "dmix/tensor_io.h"
 #include "dmix/training.h"

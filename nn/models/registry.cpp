@@ -1,5 +1,6 @@
 #include "nn/models/registry.h"
 
+#include <mutex>
 #include <regex>
 #include <sstream>
 
@@ -42,17 +43,67 @@ const std::vector<std::string>& name_patterns() {
 
 int64_t to_int(const std::string& s) { return std::stoll(s); }
 
+// nn's own families: the names listed at the top of registry.h.
+std::shared_ptr<Module> make_builtin(const std::string& name, int64_t num_classes, int64_t in_channels,
+                                     Generator& gen);
+
+// Families registered by higher layers, guarded because registration may happen on any thread.
+struct Families {
+  std::mutex mutex;
+  std::vector<ModelFamily> list;
+};
+Families& families() {
+  static Families f;
+  return f;
+}
+std::vector<ModelFamily> registered_families() {
+  Families& f = families();
+  std::lock_guard<std::mutex> lock(f.mutex);
+  return f.list;
+}
+
 }  // namespace
+
+void register_model_family(ModelFamily family) {
+  check(!family.names.empty() && family.matches && family.make, "register_model_family",
+        "a family needs names, matches and make");
+  Families& f = families();
+  std::lock_guard<std::mutex> lock(f.mutex);
+  for (ModelFamily& existing : f.list)
+    if (existing.names.front() == family.names.front()) {
+      existing = std::move(family);
+      return;
+    }
+  f.list.push_back(std::move(family));
+}
 
 std::vector<std::string> model_names() {
   std::vector<std::string> out = ready_made_names();
   out.insert(out.end(), name_patterns().begin(), name_patterns().end());
+  for (const ModelFamily& family : registered_families())
+    out.insert(out.end(), family.names.begin(), family.names.end());
   return out;
 }
 
 std::shared_ptr<Module> make_model(const std::string& name, int64_t num_classes, int64_t in_channels, Generator& gen) {
+  return make_model(name, num_classes, in_channels, ModelSettings{}, gen);
+}
+
+std::shared_ptr<Module> make_model(const std::string& name, int64_t num_classes, int64_t in_channels,
+                                   const ModelSettings& settings, Generator& gen) {
   check(num_classes > 0 && in_channels > 0, "make_model", "num_classes (", num_classes, ") and in_channels (",
         in_channels, ") must be positive for '", name, "'");
+  for (const ModelFamily& family : registered_families())
+    if (family.matches(name)) return family.make(name, num_classes, in_channels, settings, gen);
+  std::shared_ptr<Module> model = make_builtin(name, num_classes, in_channels, gen);
+  if (!settings.empty()) fail("make_model", "'", name, "' takes no settings, got '", settings.begin()->first, "'");
+  return model;
+}
+
+namespace {
+
+std::shared_ptr<Module> make_builtin(const std::string& name, int64_t num_classes, int64_t in_channels,
+                                     Generator& gen) {
   std::smatch m;
   // Digits are bounded so std::stoll cannot overflow.
   static const std::regex pyramid(R"(pyramidnet(\d{1,4})_a(\d{1,5}(?:\.\d{1,6})?)(_basic)?(_imagenet)?)");
@@ -108,6 +159,8 @@ std::shared_ptr<Module> make_model(const std::string& name, int64_t num_classes,
   }
   unknown(name);
 }
+
+}  // namespace
 
 std::shared_ptr<Module> make_model(const std::string& name, int64_t num_classes, int64_t in_channels) {
   return make_model(name, num_classes, in_channels, default_generator());

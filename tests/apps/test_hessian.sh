@@ -11,7 +11,8 @@
 #     differences of `dmix predict --grad`'s gradients: (g(w + eps v) - g(w - eps v)) / (2 eps)
 #     ~ lambda v. Only there: the loss is smooth in fc, while along directions through the
 #     ReLUs the kinks a step crosses bend differences at every step size;
-#  4. bad input ends with one clear line and a non-zero status.
+#  4. --plot draws the density as a PNG of 800x600 (read from its header);
+#  5. bad input ends with one clear line and a non-zero status.
 # Files are read and written with python3's standard library only (json, struct).
 set -euo pipefail
 tests_apps=$(cd "$(dirname "$0")" && pwd)  # safetensors_io.py, shared by the CLI tests
@@ -95,6 +96,14 @@ def check_runs(work):
         if abs(norm - 1) > 1e-4:
             fail("eigenvector %d has norm %g" % (i, norm))
 
+def check_plot(path):  # a whole PNG of the default figure size: signature, IHDR, IEND at the end
+    data = open(path, "rb").read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or data[-8:-4] != b"IEND":
+        fail("%s is not a whole PNG" % path)
+    width, height = struct.unpack(">II", data[16:24])
+    if (width, height) != (800, 600):
+        fail("%s is %dx%d, not 800x600" % (path, width, height))
+
 def make_batch(work):
     rng = random.Random(7)
     write(work + "/x.safetensors", {"input": ("F32", [8, 1, 28, 28], [rng.gauss(0, 1) for _ in range(8 * 784)])})
@@ -138,9 +147,10 @@ echo "== both methods on 16 test images"
 h=("$dmix" hessian --weights "$weights" --samples 16 --params layer3 --params fc --top-k 2 --trace --trace-samples 3
    "${run[@]}")
 "${h[@]}" --batch 8 --method lanczos --density --density-steps 10 --json "$work/lanczos.json" \
-  --save-eigenvectors "$work/ev.safetensors"
+  --save-eigenvectors "$work/ev.safetensors" --plot "$work/esd.png"
 "${h[@]}" --method power --per-layer --json "$work/power.json"
 st check-runs "$work"
+st check-plot "$work/esd.png"
 
 echo "== a fixed batch: the top pair against finite differences of the gradient"
 st make-batch "$work"
@@ -155,12 +165,7 @@ done
 st check-fd "$work"
 
 echo "== clear errors"
-expect_error() {  # expect_error PATTERN CMD...: non-zero exit and one line on stderr matching PATTERN
-  local pattern="$1"; shift
-  if "$@" > "$work/out.txt" 2> "$work/err.txt"; then echo "expected failure: $*"; exit 1; fi
-  grep -q -- "$pattern" "$work/err.txt" || { echo "unexpected message for $*:"; cat "$work/err.txt"; exit 1; }
-  test "$(wc -l < "$work/err.txt")" -eq 1 || { echo "more than one line for $*:"; cat "$work/err.txt"; exit 1; }
-}
+source "$(dirname "$0")/lib.sh"  # expect_error
 s=(--samples 8 --params fc --threads 2)
 expect_error "$work/none.safetensors" "$dmix" hessian --weights "$work/none.safetensors" "${s[@]}"
 expect_error "top-k" "$dmix" hessian --weights "$weights" "${s[@]}" --top-k 0
@@ -173,5 +178,12 @@ expect_error "holds model pyramidnet11_a6, not resnet18" "$dmix" hessian --weigh
 expect_error "no parameter that requires grad is named 'nosuch'" "$dmix" hessian --weights "$weights" "${s[@]}" \
   --params nosuch
 expect_error "\-\-input needs \-\-labels" "$dmix" hessian --weights "$weights" --input "$work/x.safetensors"
+expect_error "\-\-plot draws the spectral density: add \-\-density" "$dmix" hessian --weights "$weights" "${s[@]}" \
+  --plot "$work/out.png"
+expect_error "$work/out.jpg: unknown file type '.jpg'" "$dmix" hessian --weights "$weights" "${s[@]}" --density \
+  --plot "$work/out.jpg"
+expect_error "cannot write $work/none/out.svg" "$dmix" hessian --weights "$weights" "${s[@]}" --density \
+  --plot "$work/none/out.svg"
+test ! -e "$work/out.png"
 test ! -e "$work/out.json"
 echo "all hessian checks passed"

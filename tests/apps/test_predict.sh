@@ -335,12 +335,7 @@ assert abs(ev["top1_error"] - last["test_top1_error"]) < 1e-9, (ev, last)
 PY
 
 echo "== clear errors"
-expect_error() {  # expect_error PATTERN CMD...: non-zero exit and one line on stderr matching PATTERN
-  local pattern="$1"; shift
-  if "$@" > "$work/out.txt" 2> "$work/err.txt"; then echo "expected failure: $*"; exit 1; fi
-  grep -q -- "$pattern" "$work/err.txt" || { echo "unexpected message for $*:"; cat "$work/err.txt"; exit 1; }
-  test "$(wc -l < "$work/err.txt")" -eq 1 || { echo "more than one line for $*:"; cat "$work/err.txt"; exit 1; }
-}
+source "$(dirname "$0")/lib.sh"  # expect_error
 x=(--input "$work/x.safetensors")
 expect_error "$work/none.safetensors" "$dmix" predict --weights "$work/none.safetensors" "${x[@]}" --output "$work/o.safetensors"
 expect_error "\`input\` has 3 channels but pyramidnet11_a6 takes 1" "${p[@]}" --input "$work/rgb.safetensors" --output "$work/o.safetensors"

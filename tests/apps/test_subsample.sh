@@ -86,12 +86,7 @@ test "$(head -c 8 "$work/grid.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a
 grep -qE '"grid":\{"anchor":5,"file":"[^"]*grid.png","losses":\[([0-9.e-]+,){5}[0-9.e-]+\]' "$work/warm.json"
 
 echo "== clear errors"
-expect_error() {  # expect_error PATTERN CMD...: non-zero exit and one line on stderr matching PATTERN
-  local pattern="$1"; shift
-  if "$@" > "$work/out.txt" 2> "$work/err.txt"; then echo "expected failure: $*"; exit 1; fi
-  grep -q -- "$pattern" "$work/err.txt" || { echo "unexpected message for $*:"; cat "$work/err.txt"; exit 1; }
-  test "$(wc -l < "$work/err.txt")" -le 2
-}
+source "$(dirname "$0")/lib.sh"  # expect_error
 expect_error "ratio must be in (0, 1\], got 0" "$dmix" subsample "${sub[@]}" --measure cv --ratio 0 --out "$work/x.txt"
 expect_error "ratio must be in (0, 1\], got 1.5" "$dmix" subsample "${sub[@]}" --measure cv --ratio 1.5 --out "$work/x.txt"
 expect_error "kcenter picks its own centres" "$dmix" subsample "${sub[@]}" --measure kcenter --select interval \

@@ -24,12 +24,7 @@ cmp "$work/full/last.safetensors" "$work/split/last.safetensors"
 
 echo "== clear errors, checkpoints intact"
 cp "$work/full/last.safetensors" "$work/keep.safetensors"
-expect_error() {  # expect_error PATTERN CMD...: non-zero exit and one line on stderr matching PATTERN
-  local pattern="$1"; shift
-  if "$@" > "$work/out.txt" 2> "$work/err.txt"; then echo "expected failure: $*"; exit 1; fi
-  grep -q "$pattern" "$work/err.txt" || { echo "unexpected message for $*:"; cat "$work/err.txt"; exit 1; }
-  test "$(wc -l < "$work/err.txt")" -le 2
-}
+source "$(dirname "$0")/lib.sh"  # expect_error
 expect_error "loss became .*nan" "$dmix" train "${common[@]}" --lr 1e30 --resume "$work/full/last.safetensors" --epochs 3 --out "$work/full"
 cmp "$work/full/last.safetensors" "$work/keep.safetensors"
 head -c 100 "$work/keep.safetensors" > "$work/truncated.safetensors"

@@ -180,6 +180,23 @@ TEST_CASE("safetensors: a file written by another writer loads (no padding, no m
   CHECK(f.tensors.at("y").item() == 42.0);
 }
 
+TEST_CASE("safetensors: bytes in memory load as the file holding them does") {
+  TempDir dir;
+  const std::string path = dir.file("m.safetensors");
+  save_safetensors(path, {{"w", Tensor::from_vector(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3})},
+                          {"i", Tensor::from_vector(std::vector<int64_t>{7, -8}, {2})}},
+                   {{"k", "v"}});
+  const std::string bytes = read_bytes(path);
+  const SafetensorsFile f = load_safetensors_from_memory(bytes.data(), bytes.size());
+  CHECK(f.metadata == std::map<std::string, std::string>{{"k", "v"}});
+  REQUIRE(f.tensors.size() == 2);
+  CHECK(f.tensors.at("w").shape() == Shape{2, 3});
+  CHECK(f.tensors.at("w").to_vector<float>() == std::vector<float>{1, 2, 3, 4, 5, 6});
+  CHECK(f.tensors.at("i").to_vector<int64_t>() == std::vector<int64_t>{7, -8});
+  CHECK(error_of([&] { load_safetensors_from_memory(nullptr, 0); }) ==
+        "load_safetensors: <memory>: file is 0 bytes, too short to hold the 8-byte header length");
+}
+
 TEST_CASE("safetensors: every kind of corrupt file is one clear error naming the file") {
   TempDir dir;
   const std::string path = dir.file("bad.safetensors");
@@ -190,6 +207,8 @@ TEST_CASE("safetensors: every kind of corrupt file is one clear error naming the
     CAPTURE(message);
     CHECK(message.rfind(prefix, 0) == 0);
     CHECK(message.find(expected) != std::string::npos);
+    // The same bytes from memory are the same error, naming what the caller called them.
+    CHECK(error_of([&] { load_safetensors_from_memory(bytes.data(), bytes.size(), path); }) == message);
   };
   const std::string x8 = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   const std::string two = float_bytes({1, 2});

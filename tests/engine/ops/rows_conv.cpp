@@ -112,6 +112,11 @@ OpCaseRegistrar reg_conv_1x1(conv2d_case("1x1 bias", {{2, 4, 5, 5}, {3, 4, 1, 1}
 OpCaseRegistrar reg_conv_rect(conv2d_case("rectangular 2x3 stride (2,1) pad (1,0)",
                                           {{2, 2, 6, 7}, {3, 2, 2, 3}, conv_options({2, 1}, {1, 0})}, false));
 
+// PC-DARTS's dil_conv_5x5 at stride 2: depthwise 5x5, dilation 2, padding 4 (nas/operations.h).
+OpCaseRegistrar reg_conv_darts_dil(conv2d_case("depthwise 5x5 stride 2 pad 4 dilation 2 (PC-DARTS)",
+                                               {{2, 2, 9, 8}, {2, 1, 5, 5}, conv_options({2, 2}, {4, 4}, {2, 2}, 2)},
+                                               false));
+
 OpCaseRegistrar reg_bwd_in(backward_input_case("3x3 stride 2 pad 1",
                                                {{2, 3, 6, 6}, {4, 3, 3, 3}, conv_options({2, 2}, {1, 1})}));
 OpCaseRegistrar reg_bwd_in_groups(backward_input_case(

@@ -247,6 +247,12 @@ OpCaseRegistrar reg_avg_bwd(avg_pool_backward_case("3x3 stride 2 pad 1 ceil",
 OpCaseRegistrar reg_avg_bwd_exclude(avg_pool_backward_case("3x3 stride 2 pad 1 exclude pad",
                                                            {{1, 2, 7, 6}, Pool2dOptions{{3, 3}, {2, 2}, {1, 1}, false, false}}));
 
+// PC-DARTS's pools (nas/operations.h): 3x3, padding 1, stride 1 and 2, the average excluding the padding.
+OpCaseRegistrar reg_darts_avg(avg_pool_case("3x3 stride 1 pad 1 exclude pad (PC-DARTS)",
+                                            {{2, 2, 5, 6}, Pool2dOptions{{3, 3}, {1, 1}, {1, 1}, false, false}}));
+OpCaseRegistrar reg_darts_max(max_pool_case("3x3 stride 1 pad 1 (PC-DARTS)",
+                                            {{2, 2, 5, 6}, Pool2dOptions{{3, 3}, {1, 1}, {1, 1}}}));
+
 OpCaseRegistrar reg_adaptive_a(adaptive_case({2, 3, 7, 5}, 3, 2));
 OpCaseRegistrar reg_adaptive_b(adaptive_case({2, 2, 6, 6}, 4, 4));
 OpCaseRegistrar reg_adaptive_c(adaptive_case({1, 2, 5, 9}, 1, 1));
