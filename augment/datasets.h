@@ -71,12 +71,8 @@ Dataset load_cifar100(const std::string& dir, bool train);
 // dropped), 1 gives grey (ITU-R 601 luma of a colour image). A file that cannot be read,
 // or data stb_image rejects (corrupt, truncated, not an image), is a dmix::Error naming
 // `what` (the path) and stb_image's reason.
-// An image whose header declares more than max_pixels pixels (by default kMaxImagePixels,
-// 8192 x 8192) is an error before anything is allocated for it.
-inline constexpr int64_t kMaxImagePixels = int64_t(1) << 26;
 Tensor decode_image_file(const std::string& path, int64_t channels = 3);
-Tensor decode_image(const uint8_t* data, size_t size, const std::string& what, int64_t channels = 3,
-                    int64_t max_pixels = kMaxImagePixels);
+Tensor decode_image(const uint8_t* data, size_t size, const std::string& what, int64_t channels = 3);
 // Whether a file name has one of the extensions image folders list (case-insensitive):
 // .jpg .jpeg .png .bmp .ppm .pgm.
 bool is_image_file_name(const std::string& name);
@@ -97,8 +93,6 @@ struct ClassIndex {
   std::vector<std::string> descriptions;  // K entries, "" where the file gives none
 };
 ClassIndex load_class_index(const std::string& path);
-// The same from the file's text; `what` stands for the path in the messages.
-ClassIndex parse_class_index(const std::string& text, const std::string& what = "<memory>");
 
 // An ImageNet-style folder: one sub-folder per class, holding that class's image files
 // (found recursively; names without an image extension and names starting with '.' are

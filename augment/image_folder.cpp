@@ -224,101 +224,6 @@ ClassIndex class_index_from_text(const std::string& path, const std::string& tex
   return ci;
 }
 
-// stb_image 2.27 (Debian 12's libstb-dev) builds a JPEG Huffman table from a DHT segment's
-// 16 code-length counts without checking that they total at most 256, the size of the table's
-// arrays: a corrupt file makes it write past them (found by tests/fuzz/fuzz_image.cpp). This
-// walks the segments stb_image reads, as it reads them (fill bytes, padding before the frame
-// header, entropy-coded data up to the next marker), and refuses such a table first. Anything
-// else it meets that stb_image would reject is left for stb_image to reject.
-void check_jpeg_huffman_tables(const uint8_t* data, size_t size, const std::string& what) {
-  // Start of image: 0xFF, maybe more 0xFF fill bytes, 0xD8.
-  size_t pos = 0;
-  while (pos < size && data[pos] == 0xFF) ++pos;
-  if (pos == 0 || pos >= size || data[pos] != 0xD8) return;  // not a JPEG
-  ++pos;
-  auto byte = [&](size_t i) -> size_t { return i < size ? data[i] : 0; };  // stb reads zeros past the end
-  bool before_frame = true;  // stb skips stray bytes between segments until the frame header
-  while (pos < size) {
-    if (data[pos] != 0xFF) {
-      if (!before_frame) return;
-      ++pos;
-      continue;
-    }
-    while (pos < size && data[pos] == 0xFF) ++pos;
-    if (pos >= size) return;
-    const size_t marker = data[pos++];
-    if (marker == 0xD9) return;                                           // end of image
-    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;  // markers without a length
-    const size_t length = byte(pos) << 8 | byte(pos + 1);
-    if (length < 2) return;
-    const size_t end = pos + length;
-    if (marker == 0xC4) {
-      for (size_t p = pos + 2; p < end && p < size;) {
-        const size_t table = byte(p);
-        if ((table >> 4) > 1 || (table & 15) > 3) return;  // stb stops at a bad table header
-        size_t codes = 0;
-        for (size_t i = 1; i <= 16; ++i) codes += byte(p + i);
-        check(codes <= 256, "decode_image", what, ": cannot decode the image (a JPEG Huffman table declares ", codes,
-              " codes, more than 256)");
-        p += 17 + codes;
-      }
-    }
-    if (marker >= 0xC0 && marker <= 0xC2) before_frame = false;
-    pos = end;
-    if (marker == 0xDA) {
-      // Entropy-coded data: a 0xFF in it is followed by 0x00 (a stuffed byte), a restart
-      // marker or more 0xFF; anything else is the next marker.
-      while (pos + 1 < size) {
-        const uint8_t next = data[pos + 1];
-        if (data[pos] == 0xFF && next != 0x00 && next != 0xFF && !(next >= 0xD0 && next <= 0xD7)) break;
-        ++pos;
-      }
-      if (pos + 1 >= size) return;
-    }
-  }
-}
-
-// stb_image 2.27 grows its buffer to a PNG IDAT chunk's declared length before reading the
-// chunk, so a few bytes can make it allocate gigabytes (found by tests/fuzz/fuzz_image.cpp).
-// Every chunk up to IEND must lie inside the data, as stb_image needs to decode anyway (it
-// decodes at IEND), so this refuses only files it would refuse, before the allocation.
-void check_png_chunk_lengths(const uint8_t* data, size_t size, const std::string& what) {
-  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  if (size < 8 || std::memcmp(data, kSignature, 8) != 0) return;
-  auto be32 = [&](size_t i) {
-    return uint64_t(data[i]) << 24 | uint64_t(data[i + 1]) << 16 | uint64_t(data[i + 2]) << 8 | uint64_t(data[i + 3]);
-  };
-  for (size_t pos = 8; pos + 8 <= size;) {
-    const uint64_t length = be32(pos);
-    const bool end = std::memcmp(data + pos + 4, "IEND", 4) == 0;
-    pos += 8;
-    check(length <= size - pos, "decode_image", what, ": cannot decode the image (a PNG chunk declares ", length,
-          " bytes, the file holds ", size - pos, " after it)");
-    if (end) return;
-    pos += static_cast<size_t>(length) + 4;  // the data, then its CRC
-  }
-}
-
-// stb_image 2.27 reads a PGM/PPM header's width, height and maximum value into an int with
-// no overflow check, so ten digits are undefined behaviour (found by tests/fuzz/fuzz_image.cpp).
-// The numbers are found as stb_image finds them (whitespace and '#' comments between them).
-void check_pnm_header_numbers(const uint8_t* data, size_t size, const std::string& what) {
-  if (size < 2 || data[0] != 'P' || (data[1] != '5' && data[1] != '6')) return;
-  auto is_space = [](uint8_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
-  size_t pos = 2;
-  for (const char* name : {"width", "height", "maximum value"}) {
-    for (;;) {
-      while (pos < size && is_space(data[pos])) ++pos;
-      if (pos >= size || data[pos] != '#') break;
-      while (pos < size && data[pos] != '\n' && data[pos] != '\r') ++pos;
-    }
-    const size_t start = pos;
-    while (pos < size && data[pos] >= '0' && data[pos] <= '9') ++pos;
-    check(pos - start <= 9, "decode_image", what, ": cannot decode the image (its PGM/PPM header gives a ", name,
-          " of ", pos - start, " digits)");
-  }
-}
-
 }  // namespace
 
 // ---- decoding ----
@@ -328,53 +233,27 @@ bool is_image_file_name(const std::string& name) {
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".ppm" || ext == ".pgm";
 }
 
-Tensor decode_image(const uint8_t* data, size_t size, const std::string& what, int64_t channels,
-                    int64_t max_pixels) {
+Tensor decode_image(const uint8_t* data, size_t size, const std::string& what, int64_t channels) {
   const char* op = "decode_image";
   check(channels == 1 || channels == 3, op, "channels must be 1 or 3, got ", channels);
   check(size > 0, op, what, ": the file is empty");
   check(size <= static_cast<size_t>(INT_MAX), op, what, ": ", size, " bytes is more than stb_image reads (2 GiB)");
-  auto cannot_decode = [&]() {
+  int w = 0, h = 0, file_channels = 0;
+  stbi_uc* pixels = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &file_channels,
+                                          static_cast<int>(channels));
+  if (pixels == nullptr) {
     const char* reason = stbi_failure_reason();
     fail(op, what, ": cannot decode the image (stb_image: ",
          reason != nullptr && *reason != '\0' ? reason : "corrupt or truncated data", ")");
-  };
-  check_jpeg_huffman_tables(data, size, what);
-  check_pnm_header_numbers(data, size, what);
-  check_png_chunk_lengths(data, size, what);
-  int w = 0, h = 0, file_channels = 0;
-  // The size the header declares, read before stb allocates for it: a few bytes can declare
-  // a picture of gigabytes, which must be an error rather than an allocation.
-  if (stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &file_channels) == 0) cannot_decode();
-  check(int64_t(w) * int64_t(h) <= max_pixels, op, what, ": the image declares ", w, "x", h, " pixels, more than the ",
-        max_pixels, " dmix decodes (corrupt file?)");
-  // stb_image 2.27 converts a 16-bit PGM/PPM to another channel count with its 8-bit
-  // converter and then reads twice the bytes that made (found by tests/fuzz/fuzz_image.cpp).
-  // Such a file is decoded with its own channels (1 or 3) and converted below, as stb would.
-  const bool own_channels = data[0] == 'P' && size >= 2 && (data[1] == '5' || data[1] == '6') &&
-                            stbi_is_16_bit_from_memory(data, static_cast<int>(size)) != 0;
-  stbi_uc* pixels = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &file_channels,
-                                          own_channels ? 0 : static_cast<int>(channels));
-  if (pixels == nullptr) cannot_decode();
+  }
   std::unique_ptr<stbi_uc, void (*)(void*)> owner(pixels, stbi_image_free);
   check(w > 0 && h > 0, op, what, ": decoded to an empty ", w, "x", h, " image");
   const int64_t H = h, W = w, C = channels, HW = H * W;
-  const int64_t given = own_channels ? file_channels : C;  // channels per pixel in `pixels`
-  check(given == C || given == 1 || given == 3, op, what, ": decoded to ", given, " channels");
   Tensor out = Tensor::empty({C, H, W}, DType::u8);
   uint8_t* dst = out.data<uint8_t>();
   // stb gives interleaved HWC; the engine wants planar CHW.
-  if (given == C) {
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t p = 0; p < HW; ++p) dst[c * HW + p] = pixels[p * C + c];
-  } else if (given == 1) {  // grey repeated as RGB
-    for (int64_t c = 0; c < C; ++c) std::memcpy(dst + c * HW, pixels, static_cast<size_t>(HW));
-  } else {  // RGB as grey: stb_image's integer luma
-    for (int64_t p = 0; p < HW; ++p) {
-      const stbi_uc* rgb = pixels + p * 3;
-      dst[p] = static_cast<uint8_t>((rgb[0] * 77 + rgb[1] * 150 + rgb[2] * 29) >> 8);
-    }
-  }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t p = 0; p < HW; ++p) dst[c * HW + p] = pixels[p * C + c];
   return out;
 }
 
@@ -400,11 +279,7 @@ ClassIndex load_class_index(const std::string& path) {
   std::ostringstream buffer;
   buffer << in.rdbuf();
   check(!in.bad(), op, "error reading class-index file '", path, "'");
-  return parse_class_index(buffer.str(), path);
-}
-
-ClassIndex parse_class_index(const std::string& text, const std::string& path) {
-  const char* op = "load_class_index";
+  const std::string text = buffer.str();
   const std::string head = trim(text.substr(0, 64));
   ClassIndex ci = !head.empty() && head[0] == '{' ? class_index_from_json(path, text)
                                                   : class_index_from_text(path, text);

@@ -352,7 +352,7 @@ printf 'n00\nn01\n' > "$work/short.txt"
 expect_error "class folder 'n02' of '$work/folder' is not in the class-index file" "$dmix" eval "${f[@]}" \
   --dataset folder --data "$work/folder" --class-index "$work/short.txt"
 head -c 100 "$work/folder/n07/b.png" > "$work/cut.png" && mv "$work/cut.png" "$work/folder/n07/b.png"
-expect_error "$work/folder/n07/b.png: cannot decode the image (stb_image: " "$dmix" eval "${f[@]}" \
+expect_error "$work/folder/n07/b.png: cannot decode the image (" "$dmix" eval "${f[@]}" \
   --dataset folder --data "$work/folder" --image-size 12 --workers 2
 expect_error "holds no class folder" "$dmix" eval "${f[@]}" --dataset folder --data "$work/folder/n02"
 expect_error "needs --data DIR" "$dmix" eval "${f[@]}" --dataset folder
